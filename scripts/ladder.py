@@ -1,0 +1,247 @@
+"""阶梯报告：在同一预算下训练 babygpt 的每个版本，回答“这个想法带来了什么”。
+
+用法
+  python scripts/ladder.py                       # 每个版本用自己的默认设置；v11、v12 用 README 的 CPU 命令
+  python scripts/ladder.py --steps 500           # 每个版本都训练 500 步
+  python scripts/ladder.py --seconds 60          # 每个版本训练 60 秒（到时像按 Ctrl-C 一样停下）
+  python scripts/ladder.py --only v1,v2 --set n_embed=32 --out /tmp/ladder   # 共用一套配置，只跑两个版本
+
+输出（在 --out 目录，默认 docs/）
+  ladder.md    表格：参数量、训练速度、损失、用时、“春江”开头的第一首
+  ladder.png   验证损失随步数、随秒数的曲线，每个版本一条
+  ladder.json  原始数据；在 GPU 上跑出的 ladder.json 可以用 --gpu 并进表格
+结果文件只在全部跑完后一次性替换（先写临时文件再改名），中途中断不会留下半截结果。
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# v11、v12 的默认设置是给 GPU 的；在 CPU 上用 README 里的缩小命令（只改超参数）
+CPU_OVERRIDES = {
+    "v11": ["--max_iters=1500", "--batch_size=16", "--block_size=64", "--n_embed=128", "--n_layer=3",
+            "--n_head=4", "--learning_rate=2e-3", "--eval_interval=250", "--eval_iters=20"],
+}
+CPU_OVERRIDES["v12"] = CPU_OVERRIDES["v11"]
+STEP = re.compile(r"^step\s+(\d+)/(\d+) \| 训练损失 ([\d.]+) \| 验证损失 ([\d.]+) \| ([\d,]+) 字/秒 \| 已用 (\S+)")
+PARAMS = re.compile(r"模型参数 ([\d,]+) 个")
+DEVICE = re.compile(r"^设备：(\w+)")
+
+
+def versions():
+    found = sorted(ROOT.glob("babygpt_v*.py"), key=lambda p: int(re.match(r"babygpt_v(\d+)", p.name)[1]))
+    return {re.match(r"babygpt_(v\d+)", p.name)[1]: p for p in found}
+
+
+def seconds(text):  # "12.3s" 或 "1m07s"
+    m = re.fullmatch(r"(?:(\d+)m)?([\d.]+)s", text)
+    return int(m[1] or 0) * 60 + float(m[2])
+
+
+def fmt_seconds(s):
+    return f"{int(s // 60)}m{int(s % 60):02d}s" if s >= 60 else f"{s:.0f}s"
+
+
+def run_version(tag, script, args, budget_seconds, env, position):
+    """跑一个版本，边跑边报进度；返回从它的输出里读出的结果。"""
+    command = [sys.executable, "-u", str(script), *args]
+    result = {"version": tag, "script": script.name, "args": args, "evals": [], "samples": {}}
+    start = time.time()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                            stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    timer = None
+    if budget_seconds:  # 时间到了就像学习者按 Ctrl-C：脚本存好检查点、写完词再退出
+        import threading
+        timer = threading.Timer(budget_seconds, proc.send_signal, (signal.SIGINT,))
+        timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if m := STEP.match(line):
+                step, total = int(m[1]), int(m[2])
+                result["evals"].append({"step": step, "train_loss": float(m[3]), "val_loss": float(m[4]),
+                                        "tokens_per_sec": float(m[5].replace(",", "")), "seconds": seconds(m[6])})
+                eta = budget_seconds - (time.time() - start) if budget_seconds else \
+                    (time.time() - start) / max(step, 1) * (total - step)
+                print(f"  [{position}] {tag} step {step}/{total} | 验证损失 {m[4]} | 本版还需约 {fmt_seconds(max(eta, 0))}",
+                      flush=True)
+            elif m := PARAMS.search(line):
+                result["parameters"] = int(m[1].replace(",", ""))
+            elif m := DEVICE.match(line):
+                result["device"] = m[1]
+        stderr = proc.stderr.read()
+        proc.wait()
+    finally:
+        if timer:
+            timer.cancel()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+    if proc.returncode != 0 or not result["evals"]:
+        sys.exit(f"错误：{script.name} 失败（退出码 {proc.returncode}）：{stderr.strip()[-500:]}")
+    result["samples"] = dict(re.findall(r"^--- (.+) ---\n(.*(?:\n(?!--- ).*)*)", "".join(lines), re.MULTILINE))
+    final = result["evals"][-1]
+    result.update(steps=final["step"], final_train_loss=final["train_loss"], final_val_loss=final["val_loss"],
+                  tokens_per_sec=final["tokens_per_sec"], wall_seconds=round(time.time() - start, 1))
+    return result
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import torch
+    return f"{cpu}，{os.cpu_count()} 核，Python {platform.python_version()}，PyTorch {torch.__version__}"
+
+
+def first_line(text, width=24):
+    line = next((s for s in text.strip().splitlines()[1:] if s.strip()), text.strip())  # 开头之后的第一行
+    line = text.strip().splitlines()[0] if len(text.strip().splitlines()) == 1 else line
+    return (line[:width] + ("…" if len(line) > width else "")).replace("|", "｜")
+
+
+def markdown(report, gpu):
+    rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 用时 | “春江”开头的第一首（节选） |",
+            "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in report["results"]:
+        sample = r["samples"].get("春江", "")
+        rows.append(f"| {r['script']} | {r['parameters']:,} | {r['tokens_per_sec']:,.0f} | {r['steps']:,} | "
+                    f"{r['final_train_loss']:.3f} | **{r['final_val_loss']:.3f}** | {fmt_seconds(r['wall_seconds'])} | "
+                    f"{first_line(sample)} |")
+    text = [f"# babygpt 阶梯报告\n\n每个版本在同一预算下训练：{report['budget']}。\n",
+            f"- 命令：`{report['command']}`",
+            f"- 机器：{report['machine']}（设备 {report['device']}）",
+            f"- 日期：{report['date']}；总用时 {fmt_seconds(report['total_seconds'])}\n",
+            *rows, "", "![验证损失曲线](ladder.png)\n",
+            ("“用时”是整个脚本的墙钟时间（含读语料、评估、写词）；训练速度不含评估时间。"
+             "验证集是 ci.txt 的后 10%，每次评估用同一组批次，所以各版本、各步之间的损失可以直接比较。\n")]
+    text.append("## GPU\n")
+    if gpu:
+        g = gpu["results"][0]
+        text += [f"{g['script']} 的完整配置（{' '.join(g['args']) or '默认设置'}）在 {gpu['machine']} 上：\n",
+                 "| 版本 | 设备 | 步数 | 训练速度（字/秒） | 训练损失 | 验证损失 | 用时 |", "|---|---|---:|---:|---:|---:|---:|",
+                 (f"| {g['script']} | {gpu['device_name']} | {g['steps']:,} | {g['tokens_per_sec']:,.0f} | "
+                  f"{g['final_train_loss']:.3f} | **{g['final_val_loss']:.3f}** | {fmt_seconds(g['wall_seconds'])} |"),
+                 f"\n命令：`{gpu['command']}`\n"]
+    else:
+        text.append("这次没有 GPU 可用，所以这里没有 GPU 的数字（不做估计）。\n")
+    return "\n".join(text)
+
+
+def plot(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(13, 5.5))
+    colors = plt.cm.tab20.colors
+    for i, r in enumerate(report["results"]):
+        label = r["script"].removeprefix("babygpt_").removesuffix(".py")  # 默认字体没有汉字，标签用英文
+        style = {"color": colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], "marker": ".", "label": label,
+                 "linestyle": "--" if i >= 10 else "-"}
+        by_step.plot([e["step"] for e in r["evals"]], [e["val_loss"] for e in r["evals"]], **style)
+        by_time.plot([e["seconds"] for e in r["evals"]], [e["val_loss"] for e in r["evals"]], **style)
+    for ax, xlabel in ((by_step, "training step"), (by_time, "seconds (wall clock)")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation loss")
+        ax.grid(alpha=0.3)
+        low = min(e["val_loss"] for r in report["results"] for e in r["evals"])
+        ax.set_ylim(low - 0.1, min(low + 3.5, max(e["val_loss"] for r in report["results"] for e in r["evals"])) + 0.1)
+    by_step.set_title("validation loss vs step")
+    by_time.set_title("validation loss vs time")
+    by_time.legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"babygpt ladder: {report['budget_en']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="只跑这些版本，逗号分隔，例如 v1,v2,v10")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="每个版本都训练这么多步（覆盖 max_iters）")
+    budget.add_argument("--seconds", type=float, help="每个版本训练这么多秒")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="传给每个版本的参数（共用一套配置），可以写多次，例如 --set n_embed=32 --set data=小.txt")
+    parser.add_argument("--device", help="传给每个版本的 --device（默认各脚本自动选择）")
+    parser.add_argument("--out", default=str(ROOT / "docs"), help="输出目录，默认 docs/")
+    parser.add_argument("--gpu", help="在 GPU 上用本工具跑出的 ladder.json，并进报告的 GPU 一节")
+    args = parser.parse_args()
+
+    available = versions()
+    chosen = args.only.split(",") if args.only else list(available)
+    unknown = [tag for tag in chosen if tag not in available]
+    if unknown:
+        sys.exit(f"错误：没有这些版本：{', '.join(unknown)}（有：{', '.join(available)}）")
+    if any("=" not in item for item in args.set):
+        sys.exit("错误：--set 要写成 NAME=VALUE")
+    gpu = json.loads(Path(args.gpu).read_text(encoding="utf-8")) if args.gpu else None
+    shared = [f"--{item}" for item in args.set] + ([f"--device={args.device}"] if args.device else [])
+    if args.steps:
+        shared.append(f"--max_iters={args.steps}")
+    if args.seconds:
+        shared.append("--max_iters=1000000000")
+
+    results, start = [], time.time()
+    with tempfile.TemporaryDirectory() as scratch:  # 检查点和 wandb 记录放临时目录，跑完即删
+        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": scratch, "WANDB_SILENT": "true"}
+        try:
+            for i, tag in enumerate(chosen, 1):
+                done = time.time() - start
+                left = done / (i - 1) * (len(chosen) - i + 1) if i > 1 else None
+                print(f"[{i}/{len(chosen)}] {available[tag].name}" + (f"（全部还需约 {fmt_seconds(left)}）" if left else ""),
+                      flush=True)
+                cpu_defaults = [] if args.set or args.steps or args.seconds or args.device else CPU_OVERRIDES.get(tag, [])
+                run_args = [*cpu_defaults, *shared, f"--out_dir={scratch}"]
+                result = run_version(tag, available[tag], run_args, args.seconds, env, f"{i}/{len(chosen)}")
+                result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]
+                results.append(result)
+        except KeyboardInterrupt:
+            sys.exit("\n中断：没有写任何结果（docs/ 里原来的文件原样保留）。")
+
+    if args.seconds:
+        budget, budget_en = f"每个版本 {args.seconds:g} 秒", f"{args.seconds:g} s per version"
+    elif args.steps:
+        budget, budget_en = f"每个版本 {args.steps} 步", f"{args.steps} steps per version"
+    else:
+        budget = "每个版本的默认设置（v11、v12 用 README 的 CPU 命令）" if not shared else "每个版本的默认设置"
+        budget_en = "each version's defaults"
+    if args.set:
+        budget += "，共用设置 " + " ".join(f"--{s}" for s in args.set)
+        budget_en += ", shared " + " ".join(f"--{s}" for s in args.set if not s.startswith("data="))
+    devices = sorted({r.get("device", "?") for r in results})
+    report = {"budget": budget, "budget_en": budget_en, "command": "python scripts/ladder.py " + " ".join(sys.argv[1:]),
+              "machine": machine(), "device": "、".join(devices), "date": datetime.date.today().isoformat(),
+              "total_seconds": round(time.time() - start, 1), "results": results}
+    if "cuda" in devices:
+        import torch
+        report["device_name"] = torch.cuda.get_device_name(0)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"ladder.json": None, "ladder.md": None, "ladder.png": None}
+    tmp = {name: out / f".{name}.tmp" for name in files}
+    tmp["ladder.json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp["ladder.md"].write_text(markdown(report, gpu), encoding="utf-8")
+    plot(report, tmp["ladder.png"])
+    for name, path in tmp.items():  # 三个文件都写好了才一起换上
+        os.replace(path, out / name)
+    print(f"写好了：{out / 'ladder.md'}、{out / 'ladder.png'}、{out / 'ladder.json'}")
+
+
+if __name__ == "__main__":
+    main()
