@@ -72,10 +72,11 @@ def run_version(tag, script, args, budget_seconds, env, position):
                 step, total = int(m[1]), int(m[2])
                 result["evals"].append({"step": step, "train_loss": float(m[3]), "val_loss": float(m[4]),
                                         "tokens_per_sec": float(m[5].replace(",", "")), "seconds": seconds(m[6])})
+                done = step - result["evals"][0]["step"]
                 eta = budget_seconds - (time.time() - start) if budget_seconds else \
-                    (time.time() - start) / max(step, 1) * (total - step)
-                print(f"  [{position}] {tag} step {step}/{total} | 验证损失 {m[4]} | 本版还需约 {fmt_seconds(max(eta, 0))}",
-                      flush=True)
+                    (time.time() - start) / done * (total - step) if done else None
+                left = f"本版还需约 {fmt_seconds(max(eta, 0))}" if eta is not None else "开始训练"
+                print(f"  [{position}] {tag} step {step}/{total} | 验证损失 {m[4]} | {left}", flush=True)
             elif m := PARAMS.search(line):
                 result["parameters"] = int(m[1].replace(",", ""))
             elif m := DEVICE.match(line):
@@ -109,8 +110,7 @@ def machine():
 
 
 def first_line(text, width=24):
-    line = next((s for s in text.strip().splitlines()[1:] if s.strip()), text.strip())  # 开头之后的第一行
-    line = text.strip().splitlines()[0] if len(text.strip().splitlines()) == 1 else line
+    line = next((s for s in text.splitlines() if s.strip()), "")
     return (line[:width] + ("…" if len(line) > width else "")).replace("|", "｜")
 
 
@@ -165,7 +165,7 @@ def plot(report, path):
     by_time.legend(fontsize=8, loc="upper right")
     fig.suptitle(f"babygpt ladder: {report['budget_en']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
