@@ -8,7 +8,7 @@
 
 运行
   python babygpt_v12_wandb.py                # 默认设置（给 GPU 的）
-  待定  # CPU 上的缩小版
+  python babygpt_v12_wandb.py --batch_size=16 --block_size=64 --n_embed=64 --n_layer=3 --n_head=4 --dropout=0 --learning_rate=6e-3 --max_iters=5000 --eval_interval=500 --eval_iters=20  # CPU 上的缩小版
   python babygpt_v12_wandb.py --help         # 列出所有超参数和默认值
 
 和上一版比较
@@ -296,6 +296,8 @@ def check_length(splits):
 
 
 def check_prompts(tokenizer):
+    if not all(prompts.split(",")):
+        fail(f"--prompts={prompts} 里有空的开头：每个开头至少一个字，用逗号分隔")
     missing = sorted({ch for ch in prompts if ch != "," and ch not in tokenizer.stoi})
     if missing:
         fail(f"开头里的字不在词表里：{' '.join(missing)}（换成语料里有的字）")
@@ -316,15 +318,16 @@ class Progress:  # 打印步数、损失、训练速度（不含评估时间）�
         now = time.time()
         self.train_seconds += now - self.mark
         losses = evaluate()
-        self.mark = time.time()
-        self.eval_seconds += self.mark - now
         done = step - self.first_step
         speed = done * batch_size * block_size / max(self.train_seconds, 1e-9)
-        eta = (self.mark - self.start) / max(done, 1) * (max_iters - step)
+        elapsed = time.time() - self.start
+        eta = fmt_seconds(elapsed / done * (max_iters - step)) if done else "?"
         print(f"step {step:>5}/{max_iters} | 训练损失 {losses['train']:.4f} | 验证损失 {losses['val']:.4f} | "
-              f"{speed:,.0f} 字/秒 | 已用 {fmt_seconds(self.mark - self.start)} | 还需 {fmt_seconds(eta)}", flush=True)
+              f"{speed:,.0f} 字/秒 | 已用 {fmt_seconds(elapsed)} | 还需 {eta}", flush=True)
         wandb.log({"train_loss": losses["train"], "val_loss": losses["val"], "tokens_per_sec": speed,
-                   "elapsed_seconds": self.mark - self.start}, step=step)  # wandb: 以训练步数为横轴
+                   "elapsed_seconds": elapsed}, step=step)  # wandb：以训练步数为横轴
+        self.mark = time.time()  # 从这里重新计训练时间：评估和打印不算在内
+        self.eval_seconds += self.mark - now
 
     def finish(self, stop):
         total = time.time() - self.start

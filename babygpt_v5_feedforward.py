@@ -261,6 +261,8 @@ def check_length(splits):
 
 
 def check_prompts(tokenizer):
+    if not all(prompts.split(",")):
+        fail(f"--prompts={prompts} 里有空的开头：每个开头至少一个字，用逗号分隔")
     missing = sorted({ch for ch in prompts if ch != "," and ch not in tokenizer.stoi})
     if missing:
         fail(f"开头里的字不在词表里：{' '.join(missing)}（换成语料里有的字）")
@@ -281,13 +283,14 @@ class Progress:  # 打印步数、损失、训练速度（不含评估时间）�
         now = time.time()
         self.train_seconds += now - self.mark
         losses = evaluate()
-        self.mark = time.time()
-        self.eval_seconds += self.mark - now
         done = step - self.first_step
         speed = done * batch_size * block_size / max(self.train_seconds, 1e-9)
-        eta = (self.mark - self.start) / max(done, 1) * (max_iters - step)
+        elapsed = time.time() - self.start
+        eta = fmt_seconds(elapsed / done * (max_iters - step)) if done else "?"
         print(f"step {step:>5}/{max_iters} | 训练损失 {losses['train']:.4f} | 验证损失 {losses['val']:.4f} | "
-              f"{speed:,.0f} 字/秒 | 已用 {fmt_seconds(self.mark - self.start)} | 还需 {fmt_seconds(eta)}", flush=True)
+              f"{speed:,.0f} 字/秒 | 已用 {fmt_seconds(elapsed)} | 还需 {eta}", flush=True)
+        self.mark = time.time()  # 从这里重新计训练时间：评估和打印不算在内
+        self.eval_seconds += self.mark - now
 
     def finish(self, stop):
         total = time.time() - self.start

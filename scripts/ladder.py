@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # v11、v12 的默认设置是给 GPU 的；在 CPU 上用 README 里的缩小命令（只改超参数）
 CPU_OVERRIDES = {
-    "v11": ["--max_iters=1500", "--batch_size=16", "--block_size=64", "--n_embed=128", "--n_layer=3",
-            "--n_head=4", "--learning_rate=2e-3", "--eval_interval=250", "--eval_iters=20"],
+    "v11": ["--batch_size=16", "--block_size=64", "--n_embed=64", "--n_layer=3", "--n_head=4",
+            "--dropout=0", "--learning_rate=6e-3", "--max_iters=5000", "--eval_interval=500", "--eval_iters=20"],
 }
 CPU_OVERRIDES["v12"] = CPU_OVERRIDES["v11"]
 STEP = re.compile(r"^step\s+(\d+)/(\d+) \| 训练损失 ([\d.]+) \| 验证损失 ([\d.]+) \| ([\d,]+) 字/秒 \| 已用 (\S+)")

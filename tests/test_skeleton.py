@@ -126,6 +126,7 @@ def test_prompt_not_in_vocabulary_names_the_characters(small_corpus, tmp_path):
     r = run(V1, f"--data={small_corpus}", f"--out_dir={tmp_path}", "--prompts=春江,龘靐")
     one_line_error(r, 1, "龘", "靐")
     assert not (tmp_path / "babygpt_v1.pt").exists()  # 在训练之前就报错
+    one_line_error(run(V1, f"--data={small_corpus}", f"--out_dir={tmp_path}", "--prompts=春江,"), 1, "空的开头")
 
 
 def test_resume_errors(small_corpus, tmp_path):
