@@ -13,8 +13,8 @@
 和上一版比较
   diff -u babygpt_v1.py babygpt_v2_position.py
 
-本机实测（2 核 CPU）
-  待测
+实测
+  本机 2 核 CPU，默认设置：1000 步，验证损失 5.51，用时 46 秒（2026-11-28，scripts/ladder.py）
 """
 
 import argparse

@@ -11,8 +11,8 @@
 和上一版比较
   diff -u babygpt_v7_residual_connection.py babygpt_v8_projection.py
 
-本机实测（2 核 CPU）
-  待测
+实测
+  本机 2 核 CPU，默认设置：1000 步，验证损失 5.30，用时 1 分 10 秒（2026-11-28，scripts/ladder.py）
 """
 
 import argparse

@@ -9,7 +9,8 @@
 输出（在 --out 目录，默认 docs/）
   ladder.md    表格：参数量、训练速度、损失、用时、“春江”开头的第一首
   ladder.png   验证损失随步数、随秒数的曲线，每个版本一条
-  ladder.json  原始数据；在 GPU 上跑出的 ladder.json 可以用 --gpu 并进表格
+  ladder.json  原始数据；在 GPU 上跑出的 ladder.json 可以用 --gpu 并进表格；
+               --render 只用已有的 ladder.json 重画表格和图，不再训练
 结果文件只在全部跑完后一次性替换（先写临时文件再改名），中途中断不会留下半截结果。
 """
 
@@ -36,11 +37,20 @@ CPU_OVERRIDES["v12"] = CPU_OVERRIDES["v11"]
 STEP = re.compile(r"^step\s+(\d+)/(\d+) \| 训练损失 ([\d.]+) \| 验证损失 ([\d.]+) \| ([\d,]+) 字/秒 \| 已用 (\S+)")
 PARAMS = re.compile(r"模型参数 ([\d,]+) 个")
 DEVICE = re.compile(r"^设备：(\w+)")
+TIMING = re.compile(r"^用时 ([\d.]+) 秒，其中评估 ([\d.]+) 秒")
 
 
 def versions():
     found = sorted(ROOT.glob("babygpt_v*.py"), key=lambda p: int(re.match(r"babygpt_v(\d+)", p.name)[1]))
     return {re.match(r"babygpt_(v\d+)", p.name)[1]: p for p in found}
+
+
+def applicable(args, script):
+    """共用设置只传给有这个参数的版本：比如 --set n_layer=2 不传给还没有 n_layer 的 v1..v5。"""
+    source = script.read_text(encoding="utf-8")
+    names = [arg[2:].split("=", 1)[0] for arg in args]
+    return [arg for arg, name in zip(args, names, strict=True)
+            if re.search(rf"^{name} = ", source, re.MULTILINE) or f'"--{name}"' in source]
 
 
 def seconds(text):  # "12.3s" 或 "1m07s"
@@ -81,6 +91,8 @@ def run_version(tag, script, args, budget_seconds, env, position):
                 result["parameters"] = int(m[1].replace(",", ""))
             elif m := DEVICE.match(line):
                 result["device"] = m[1]
+            elif m := TIMING.match(line):
+                result["train_loop_seconds"], result["eval_seconds"] = float(m[1]), float(m[2])
         stderr = proc.stderr.read()
         proc.wait()
     finally:
@@ -115,24 +127,26 @@ def first_line(text, width=24):
 
 
 def markdown(report, gpu):
-    rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 用时 | “春江”开头的第一首（节选） |",
-            "|---|---:|---:|---:|---:|---:|---:|---|"]
+    rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 用时 | 评估占比 | “春江”开头的第一首（节选） |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in report["results"]:
         sample = r["samples"].get("春江", "")
         rows.append(f"| {r['script']} | {r['parameters']:,} | {r['tokens_per_sec']:,.0f} | {r['steps']:,} | "
                     f"{r['final_train_loss']:.3f} | **{r['final_val_loss']:.3f}** | {fmt_seconds(r['wall_seconds'])} | "
-                    f"{first_line(sample)} |")
+                    f"{r['eval_seconds'] / r['wall_seconds']:.0%} | {first_line(sample)} |")
     text = [f"# babygpt 阶梯报告\n\n每个版本在同一预算下训练：{report['budget']}。\n",
             f"- 命令：`{report['command']}`",
             f"- 机器：{report['machine']}（设备 {report['device']}）",
             f"- 日期：{report['date']}；总用时 {fmt_seconds(report['total_seconds'])}\n",
             *rows, "", "![验证损失曲线](ladder.png)\n",
-            ("“用时”是整个脚本的墙钟时间（含读语料、评估、写词）；训练速度不含评估时间。"
+            ("“用时”是整个脚本的墙钟时间（含启动、读语料、评估、写词）；训练速度不含评估时间；"
+             "评估占比 = estimate_loss 的时间 / 用时。"
              "验证集是 ci.txt 的后 10%，每次评估用同一组批次，所以各版本、各步之间的损失可以直接比较。\n")]
     text.append("## GPU\n")
     if gpu:
         g = gpu["results"][0]
-        text += [f"{g['script']} 的完整配置（{' '.join(g['args']) or '默认设置'}）在 {gpu['machine']} 上：\n",
+        text += [(f"{g['script']} 的完整配置（默认超参数，参数 {' '.join(g['args'])}）在一块 {gpu['device_name']} 上"
+                 f"（主机：{gpu['machine']}；{gpu['date']}）：\n"),
                  "| 版本 | 设备 | 步数 | 训练速度（字/秒） | 训练损失 | 验证损失 | 用时 |", "|---|---|---:|---:|---:|---:|---:|",
                  (f"| {g['script']} | {gpu['device_name']} | {g['steps']:,} | {g['tokens_per_sec']:,.0f} | "
                   f"{g['final_train_loss']:.3f} | **{g['final_val_loss']:.3f}** | {fmt_seconds(g['wall_seconds'])} |"),
@@ -180,7 +194,12 @@ def main():
     parser.add_argument("--device", help="传给每个版本的 --device（默认各脚本自动选择）")
     parser.add_argument("--out", default=str(ROOT / "docs"), help="输出目录，默认 docs/")
     parser.add_argument("--gpu", help="在 GPU 上用本工具跑出的 ladder.json，并进报告的 GPU 一节")
+    parser.add_argument("--render", metavar="LADDER_JSON", help="不训练，只用已有的 ladder.json 重新画表格和图")
     args = parser.parse_args()
+    gpu = json.loads(Path(args.gpu).read_text(encoding="utf-8")) if args.gpu else None
+    if args.render:
+        write_outputs(json.loads(Path(args.render).read_text(encoding="utf-8")), gpu, Path(args.out))
+        return
 
     available = versions()
     chosen = args.only.split(",") if args.only else list(available)
@@ -189,7 +208,6 @@ def main():
         sys.exit(f"错误：没有这些版本：{', '.join(unknown)}（有：{', '.join(available)}）")
     if any("=" not in item for item in args.set):
         sys.exit("错误：--set 要写成 NAME=VALUE")
-    gpu = json.loads(Path(args.gpu).read_text(encoding="utf-8")) if args.gpu else None
     shared = [f"--{item}" for item in args.set] + ([f"--device={args.device}"] if args.device else [])
     if args.steps:
         shared.append(f"--max_iters={args.steps}")
@@ -206,7 +224,7 @@ def main():
                 print(f"[{i}/{len(chosen)}] {available[tag].name}" + (f"（全部还需约 {fmt_seconds(left)}）" if left else ""),
                       flush=True)
                 cpu_defaults = [] if args.set or args.steps or args.seconds or args.device else CPU_OVERRIDES.get(tag, [])
-                run_args = [*cpu_defaults, *shared, f"--out_dir={scratch}"]
+                run_args = [*cpu_defaults, *applicable(shared, available[tag]), f"--out_dir={scratch}"]
                 result = run_version(tag, available[tag], run_args, args.seconds, env, f"{i}/{len(chosen)}")
                 result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]
                 results.append(result)
@@ -231,10 +249,12 @@ def main():
         import torch
         report["device_name"] = torch.cuda.get_device_name(0)
 
-    out = Path(args.out)
+    write_outputs(report, gpu, Path(args.out))
+
+
+def write_outputs(report, gpu, out):
     out.mkdir(parents=True, exist_ok=True)
-    files = {"ladder.json": None, "ladder.md": None, "ladder.png": None}
-    tmp = {name: out / f".{name}.tmp" for name in files}
+    tmp = {name: out / f".{name}.tmp" for name in ("ladder.json", "ladder.md", "ladder.png")}
     tmp["ladder.json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp["ladder.md"].write_text(markdown(report, gpu), encoding="utf-8")
     plot(report, tmp["ladder.png"])

@@ -1,0 +1,55 @@
+"""scripts/ladder.py：两个版本、很小的预算，表格的每一行、图片都真的写出来了；中断时不留半截结果。"""
+
+import json
+import signal
+import struct
+import subprocess
+import sys
+
+from conftest import ROOT
+
+LADDER = ROOT / "scripts" / "ladder.py"
+TINY = ["--steps", "20", "--set", "batch_size=4", "--set", "block_size=16", "--set", "n_embed=16",
+        "--set", "eval_interval=10", "--set", "eval_iters=2", "--set", "max_new_tokens=12", "--set", "n_layer=2"]
+
+
+def test_two_versions_make_a_table_and_a_picture(small_corpus, tmp_path):
+    r = subprocess.run([sys.executable, str(LADDER), "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}",
+                        "--out", str(tmp_path)], capture_output=True, text=True, encoding="utf-8", check=False)
+    assert r.returncode == 0, r.stderr
+    assert "[1/2] babygpt_v1.py" in r.stdout and "v3 step 20/20" in r.stdout  # 边跑边报进度
+
+    report = json.loads((tmp_path / "ladder.json").read_text(encoding="utf-8"))
+    md = (tmp_path / "ladder.md").read_text(encoding="utf-8")
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in md.splitlines() if line.startswith("| babygpt_")]
+    assert [row[0] for row in rows] == ["babygpt_v1.py", "babygpt_v3_self_attention.py"]
+    for row, result in zip(rows, report["results"], strict=True):
+        assert [e["step"] for e in result["evals"]] == [0, 10, 20]
+        assert row[1] == f"{result['parameters']:,}" and result["parameters"] > 0
+        assert row[3] == "20"
+        assert float(row[5].strip("*")) == round(result["final_val_loss"], 3) < result["evals"][0]["val_loss"]
+        assert row[7].endswith("%") and row[8].startswith("春江") and result["samples"]["春江"].startswith("春江")
+    assert report["results"][0]["parameters"] < report["results"][1]["parameters"]  # v3 多了位置表和注意力
+    assert "python scripts/ladder.py --only v1,v3" in md and "2 核" in md or "核" in md
+    assert "没有 GPU" in md
+
+    png = (tmp_path / "ladder.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 1000 and height >= 500
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_interrupted_run_leaves_old_results_alone(small_corpus, tmp_path):
+    (tmp_path / "ladder.md").write_text("上一次的结果", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(LADDER), "--only", "v1,v2", *TINY, "--steps", "100000",
+                             "--set", f"data={small_corpus}", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    for line in proc.stdout:
+        if "v1 step 10/" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "中断" in err and "Traceback" not in err
+    assert (tmp_path / "ladder.md").read_text(encoding="utf-8") == "上一次的结果"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ladder.md"]
