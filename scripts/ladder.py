@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -71,7 +72,6 @@ def run_version(tag, script, args, budget_seconds, env, position):
                             stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
     timer = None
     if budget_seconds:  # 时间到了就像学习者按 Ctrl-C：脚本存好检查点、写完词再退出
-        import threading
         timer = threading.Timer(budget_seconds, proc.send_signal, (signal.SIGINT,))
         timer.start()
     lines = []

@@ -118,7 +118,7 @@ def test_bad_corpus_files(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("春江花月夜，往事知多少。\n" * 3, encoding="utf-8")
     for path, word in [(missing, "找不到"), (empty, "空的"), (gbk, "UTF-8"), (short, "太短")]:
-        one_line_error(run(V1, f"--data={path}", f"--out_dir={tmp_path}"), 1, word, )
+        one_line_error(run(V1, f"--data={path}", f"--out_dir={tmp_path}"), 1, word)
     assert gbk.read_bytes() == "春江花月夜".encode("gbk") * 100  # 坏文件原样不动
 
 
