@@ -4,9 +4,10 @@
   多头拼接之后加一个输出投影（proj），把各头的结果混合后再走回残差
   捷径；前馈层先加宽到 4 * n_embed，再投影回 n_embed。
 
-运行
-  python babygpt_v8_projection.py                # 默认设置
-  python babygpt_v8_projection.py --help         # 列出所有超参数和默认值
+运行（每个版本都一样）
+  python 本文件                          训练，然后从 --prompts 的开头写词
+  python 本文件 --help                   列出所有超参数和默认值
+  python 本文件 --sample --interactive   不训练：用存好的检查点写词，自己输入开头
 
 和上一版比较
   diff -u babygpt_v7_residual_connection.py babygpt_v8_projection.py
@@ -16,6 +17,7 @@
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -35,9 +37,14 @@ learning_rate = 1e-2  # AdamW 的学习率
 n_embed = 32  # 每个字的向量有多少维
 n_head = 4  # 注意力头的个数
 n_layer = 3  # 叠几个 Transformer 块
-max_new_tokens = 100  # 每个开头续写多少个字
+# 写词（用 --sample 时，从 seed 起的这几个可以随意改；上面的由检查点决定）
 seed = 1337  # 随机种子：同样的命令在 CPU 上得到同样的损失
+max_new_tokens = 100  # 每个开头续写多少个字
+temperature = 1.0  # 温度：小于 1 更保守，大于 1 更放得开，0 = 每次选最可能的字
+top_k = 0  # 只在最可能的 k 个字里抽（0 = 不限）
 prompts = "春江,往事"  # 用这些开头写词，逗号分隔
+# 这些必须大于 0，其余的数不能为负（命令行给错了，脚本用一行中文说明）
+POSITIVE = ("batch_size", "block_size", "eval_interval", "eval_iters", "learning_rate", "n_embed", "n_head", "n_layer")
 
 
 # ---------------- 1. 分词器：字 <-> 整数 ----------------
@@ -121,6 +128,8 @@ class Block(nn.Module):
 class BabyGPT(nn.Module):
     def __init__(self, vocab_size):
         super().__init__()
+        if n_embed % n_head:  # 每个头分到 n_embed // n_head 维，必须正好分完
+            fail(f"n_embed={n_embed} 必须是 n_head={n_head} 的整数倍")
         self.token_embedding_table = nn.Embedding(vocab_size, n_embed)  # 每个字一个 n_embed 维向量
         self.position_embedding_table = nn.Embedding(block_size, n_embed)  # 每个位置一个 n_embed 维向量
         self.blocks = nn.Sequential(*[Block(n_embed, n_head) for _ in range(n_layer)])
@@ -141,37 +150,50 @@ class BabyGPT(nn.Module):
         for _ in range(max_new_tokens):
             idx_cond = idx[:, -block_size:]  # (B, T)：位置表只有 block_size 行，只看最后 block_size 个字
             logits, _ = self(idx_cond)  # (B, T, vocab_size)
-            probs = F.softmax(logits[:, -1, :], dim=-1)  # 只用最后一个位置的打分：(B, vocab_size)
-            idx_next = torch.multinomial(probs, num_samples=1)  # 按概率抽一个字：(B, 1)
+            idx_next = pick_next(logits[:, -1, :])  # 只用最后一个位置的打分挑一个字：(B, 1)
             idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
         return idx
 
 
-# ---------------- 3. 取数据与评估 ----------------
+# ---------------- 3. 取数据、评估、挑下一个字 ----------------
 def get_batch(data, offsets):
-    # offsets: (B,) 每段文本的起点。x 是这些段落，y 是每个位置的“下一个字”
-    index = offsets.to(data.device)[:, None] + torch.arange(block_size, device=data.device)  # (B, T)
-    return data[index], data[index + 1]
+    # offsets: (B,) 每段文本的起点。第 b 段是 data[i : i + block_size]，i = offsets[b]
+    x = torch.stack([data[i:i + block_size] for i in offsets.tolist()])  # (B, T)
+    y = torch.stack([data[i + 1:i + block_size + 1] for i in offsets.tolist()])  # (B, T)：每个位置的“下一个字”
+    return x, y
 
 
 @torch.no_grad()
 def estimate_loss(model, splits, eval_offsets):
-    model.eval()  # 评估模式（以后加了 dropout 时，它在这里关掉）
-    losses = {name: torch.stack([model(*get_batch(data, o))[1] for o in eval_offsets[name]]).mean().item()
-              for name, data in splits.items()}
-    model.train()
+    model.eval()  # 评估模式：有 dropout 的版本在这里关掉它
+    losses = {}
+    for name, data in splits.items():  # "train" 和 "val"
+        batch_losses = []
+        for offsets in eval_offsets[name]:  # eval_iters 批，每批 batch_size 段
+            _, loss = model(*get_batch(data, offsets))
+            batch_losses.append(loss)
+        losses[name] = torch.stack(batch_losses).mean().item()
+    model.train()  # 回到训练模式
     return losses
 
 
-# ---------------- 4. 训练，5. 写词 ----------------
-def main():
-    args = parse_args()  # 命令行改过的超参数在这里生效（见文件末尾的脚手架）
-    device = pick_device(args.device)
-    torch.manual_seed(seed)
+def pick_next(logits):
+    """按打分挑下一个字。logits: (B, vocab_size) -> (B, 1)"""
+    if temperature == 0:  # 贪心：每次都选最可能的字，同样的开头总写出同样的词
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature  # 温度小于 1 拉大差距（更保守），大于 1 缩小差距（更放得开）
+    if top_k:  # 只在打分最高的 top_k 个字里抽，其余的概率变成 0
+        kth_best = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]  # (B, 1)
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    probs = F.softmax(logits, dim=-1)  # (B, vocab_size)：每一行加起来是 1
+    return torch.multinomial(probs, num_samples=1)  # 按概率抽一个字：(B, 1)
 
+
+# ---------------- 4. 训练 ----------------
+def train(args, device):
     text = read_text(args.data)
     tokenizer = Tokenizer(text)
-    check_prompts(tokenizer)
+    check_prompts(tokenizer, prompts.split(","))
     data = torch.tensor(tokenizer.encode(text), dtype=torch.long, device=device)
     n = int(0.9 * len(data))  # 前 90% 训练，后 10% 验证
     splits = {"train": data[:n], "val": data[n:]}
@@ -185,40 +207,70 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     print(f"语料 {len(text):,} 字，词表 {tokenizer.vocab_size:,} 字；模型参数 {sum(p.numel() for p in model.parameters()):,} 个")
     step = load_checkpoint(args, model, optimizer, tokenizer) if args.resume else 0
+    announce_time(model, step, device)  # 先量一量要多久：配置对这台机器太大时马上说
 
-    progress = Progress(step, device)
-    progress.report(step, lambda: estimate_loss(model, splits, eval_offsets))
-    stop = []  # Ctrl-C 只做个记号：这一步做完再停，检查点才完整
-    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
-    while step < max_iters and not stop:
-        offsets = torch.randint(len(splits["train"]) - block_size, (batch_size,))
-        xb, yb = get_batch(splits["train"], offsets)
-        _, loss = model(xb, yb)  # 前向：算出损失
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # 反向：算出每个参数的梯度
-        optimizer.step()  # 沿梯度反方向走一小步
-        step += 1
-        if step % eval_interval == 0 or step == max_iters:
-            progress.report(step, lambda: estimate_loss(model, splits, eval_offsets))
-    progress.finish(stop)
+    with Progress(step, device) as progress:  # 计时，接住 Ctrl-C（见脚手架）
+        while not progress.stopped:  # Ctrl-C 只做个记号：这一步做完再停，检查点才完整
+            if step % eval_interval == 0 or step == max_iters:
+                with progress.evaluating():  # 评估不算进训练速度；评估中按 Ctrl-C 会立刻停下
+                    losses = estimate_loss(model, splits, eval_offsets)
+                print(progress.line(step, losses), flush=True)  # 步数、损失、速度、已用和还需的时间
+            if step == max_iters:
+                break
+            offsets = torch.randint(len(splits["train"]) - block_size, (batch_size,))  # 随机挑 batch_size 个起点
+            xb, yb = get_batch(splits["train"], offsets)  # (B, T), (B, T)
+            _, loss = model(xb, yb)  # 前向：算出损失
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # 反向：算出每个参数的梯度
+            optimizer.step()  # 沿梯度反方向走一小步
+            step += 1
     save_checkpoint(args, model, optimizer, tokenizer, step)
+    return model, tokenizer
 
-    model.eval()
+
+# ---------------- 5. 写词 ----------------
+def write(model, tokenizer, prompt, device):
+    """从 prompt 开始续写 max_new_tokens 个字，打印出来，后面跟着写的速度。"""
+    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)  # (1, T)
+    start = time.time()
+    text = tokenizer.decode(model.generate(idx, max_new_tokens)[0].tolist())
+    speed = max_new_tokens / max(time.time() - start, 1e-9)
+    print(f"\n--- {prompt} ---\n{text}\n（{speed:,.0f} 字/秒）", flush=True)
+    return text
+
+
+def main():
+    args = parse_args()  # 命令行改过的超参数在这里生效（见文件末尾的脚手架）
+    device = pick_device(args.device)
+    torch.manual_seed(seed)
+    if args.sample:  # 不训练：读出存好的模型，直接写词
+        model, tokenizer = load_for_writing(args, device)
+    else:
+        model, tokenizer = train(args, device)
+    model.eval()  # 写词时关掉训练才用的随机性（dropout）
     for prompt in prompts.split(","):
-        idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)  # (1, T)
-        text = tokenizer.decode(model.generate(idx, max_new_tokens)[0].tolist())
-        print(f"\n--- {prompt} ---\n{text}")
+        write(model, tokenizer, prompt, device)
+    if args.interactive:  # 一行一个开头，空行或 Ctrl-D 结束
+        for prompt in ask_for_prompts(tokenizer):
+            write(model, tokenizer, prompt, device)
 
 
-# ================ 脚手架：命令行、设备、读文件、进度、检查点 ================
+# ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================
 # 每个版本这部分一字不差，学模型时可以跳过。
-HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if not k.startswith("_") and type(v) in (int, float, str)}
+HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and type(v) in (int, float, str)}
+# 写词的超参数（从 seed 起）用 --sample 时可以随意改；前面的决定模型，来自检查点
+WRITING = list(HYPERPARAMETERS)[list(HYPERPARAMETERS).index("seed"):]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fail(message):  # 一行中文报错，不打印 traceback，退出码 1
     print(f"错误：{message}", file=sys.stderr)
     sys.exit(1)
+
+
+def exit_now(*_):  # Ctrl-C（训练中的第一次除外，见 Progress）：立刻退出，不打印 traceback
+    print("\n已中断（Ctrl-C）。", file=sys.stderr, flush=True)
+    sys.exit(130)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -228,21 +280,25 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parse_args():
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    signal.signal(signal.SIGINT, exit_now)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            allow_abbrev=False)
     for name, value in HYPERPARAMETERS.items():
         parser.add_argument(f"--{name}", type=type(value), default=value, help=f"默认 {value}")
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="默认自动选择：CUDA，其次 MPS，最后 CPU")
     parser.add_argument("--data", default=os.path.join(HERE, "ci.txt"), help="语料文件（UTF-8），默认 ci.txt")
     parser.add_argument("--out_dir", default=os.path.join(HERE, "checkpoints"), help="检查点目录，默认 checkpoints/")
     parser.add_argument("--resume", action="store_true", help="从检查点接着训练")
+    parser.add_argument("--sample", action="store_true", help="不训练：读检查点，直接写词")
+    parser.add_argument("--interactive", action="store_true", help="写完后一行一个开头接着写，空行或 Ctrl-D 结束")
     args = parser.parse_args()
-    for name in HYPERPARAMETERS:  # 数值不能为负；除了下面几个，也不能为 0；dropout 要小于 1
+    for name in HYPERPARAMETERS:  # 数不能为负；POSITIVE 里的（见超参数）还不能为 0
         value = getattr(args, name)
-        zero_ok = name in ("max_iters", "max_new_tokens", "seed", "dropout")
-        if type(value) is not str and (value < 0 or (value == 0 and not zero_ok) or (name == "dropout" and value >= 1)):
-            parser.error(f"--{name}={value} 超出范围")
-    if "n_head" in HYPERPARAMETERS and args.n_embed % args.n_head:
-        parser.error(f"n_embed={args.n_embed} 必须是 n_head={args.n_head} 的整数倍")
+        if type(value) is not str and (value < 0 or (value == 0 and name in POSITIVE)):
+            parser.error(f"--{name}={value} 超出范围：{'必须大于 0' if name in POSITIVE else '不能为负'}")
+    if args.sample and args.resume:
+        parser.error("--sample 和 --resume 不能一起用")
+    args.given = {a[2:].split("=")[0] for a in sys.argv[1:] if a.startswith("--")}  # 命令行写明了的参数
     globals().update({name: getattr(args, name) for name in HYPERPARAMETERS})
     return args
 
@@ -276,43 +332,111 @@ def check_length(splits):
         fail(f"语料太短：训练集和验证集（后 10%）都要多于 block_size={block_size} 个字")
 
 
-def check_prompts(tokenizer):
-    if not all(prompts.split(",")):
+def missing_characters(tokenizer, text):
+    return " ".join(sorted({ch for ch in text if ch not in tokenizer.stoi}))
+
+
+def check_prompts(tokenizer, starts):
+    if not all(starts):
         fail(f"--prompts={prompts} 里有空的开头：每个开头至少一个字，用逗号分隔")
-    missing = sorted({ch for ch in prompts if ch != "," and ch not in tokenizer.stoi})
-    if missing:
-        fail(f"开头里的字不在词表里：{' '.join(missing)}（换成语料里有的字）")
+    if missing := missing_characters(tokenizer, "".join(starts)):
+        fail(f"开头里的字不在词表里：{missing}（换成语料里有的字）")
+
+
+def ask_for_prompts(tokenizer):  # --interactive：一行一个开头；空行、Ctrl-D（Windows：Ctrl-Z 回车）或 Ctrl-C 结束
+    while True:
+        try:
+            prompt = input("\n请输入开头：").strip()
+        except EOFError:
+            print()
+            return
+        if not prompt:
+            return
+        if missing := missing_characters(tokenizer, prompt):
+            print(f"这些字不在词表里：{missing}。换几个字再试。")
+            continue
+        yield prompt
 
 
 def fmt_seconds(s):
+    if s >= 3600:
+        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
     return f"{int(s // 60)}m{int(s % 60):02d}s" if s >= 60 else f"{s:.1f}s"
 
 
-class Progress:  # 打印步数、损失、训练速度（不含评估时间）、已用时间和预计剩余时间
+def synchronize(device):  # GPU 是异步的：先等它算完再看表
+    getattr(torch, device).synchronize()
+
+
+def announce_time(model, step, device):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
+    x = torch.zeros((1, block_size), dtype=torch.long, device=device)
+    model.eval()  # 不用 dropout 的随机数：量不量时间，训练结果都一样
+    for _ in range(2):  # 第一遍里有预热，用第二遍的时间
+        start = time.time()
+        model(x, x)[1].backward()
+        synchronize(device)
+        seconds = time.time() - start
+    model.zero_grad(set_to_none=True)
+    model.train()
+    step_seconds, eval_seconds = seconds * batch_size, seconds / 3 * batch_size * eval_iters * 2  # 评估只有前向，约 1/3
+    total = step_seconds * (max_iters - step) + eval_seconds * ((max_iters - step) // eval_interval + 1)
+    print(f"预计用时约 {fmt_seconds(total)}（每步约 {fmt_seconds(step_seconds)}，每次评估约 {fmt_seconds(eval_seconds)}）")
+    if total > 3600:  # 文件开头的说明里有给 CPU 的缩小命令（v11 起）就给出它
+        command = f"python {os.path.basename(__file__)} --"
+        smaller = [line.strip() for line in __doc__.splitlines() if line.strip().startswith(command)]
+        print(f"注意：这个配置对这台机器（{device}）太大。" + (f"想几分钟跑完，用给 CPU 的缩小命令：\n  {smaller[0]}"
+              if smaller else "想快一些，把 batch_size、block_size、n_embed 或 max_iters 改小。"))
+        print("也可以就这样跑下去：随时按 Ctrl-C 停下，检查点会保存。", flush=True)
+
+
+class Progress:  # 训练时计时、打印进度；第一次 Ctrl-C 只做记号（评估中则立刻停下），第二次立刻退出
     def __init__(self, step, device):
         self.first_step, self.device = step, device
-        self.start = self.mark = time.time()
+        self.stopped = self.evaluating_now = False
         self.train_seconds = self.eval_seconds = 0.0
 
-    def report(self, step, evaluate):
-        getattr(torch, self.device).synchronize()  # GPU 是异步的：先等它算完再看表
+    def __enter__(self):
+        self.start = self.mark = time.time()
+        signal.signal(signal.SIGINT, self.ctrl_c)
+        return self
+
+    def ctrl_c(self, *_):
+        if self.stopped:
+            exit_now()
+        self.stopped = True
+        if self.evaluating_now:  # 评估不改动模型，可以立刻打断
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        synchronize(self.device)
         now = time.time()
         self.train_seconds += now - self.mark
-        losses = evaluate()
-        done = step - self.first_step
-        speed = done * batch_size * block_size / max(self.train_seconds, 1e-9)
-        elapsed = time.time() - self.start
-        eta = fmt_seconds(elapsed / done * (max_iters - step)) if done else "?"
-        print(f"step {step:>5}/{max_iters} | 训练损失 {losses['train']:.4f} | 验证损失 {losses['val']:.4f} | "
-              f"{speed:,.0f} 字/秒 | 已用 {fmt_seconds(elapsed)} | 还需 {eta}", flush=True)
-        self.mark = time.time()  # 从这里重新计训练时间：评估和打印不算在内
-        self.eval_seconds += self.mark - now
+        self.evaluating_now = True
+        try:
+            yield
+        finally:
+            self.evaluating_now = False
+            self.mark = time.time()  # 从这里重新计训练时间：评估不算在内
+            self.eval_seconds += self.mark - now
 
-    def finish(self, stop):
+    def line(self, step, losses):
+        done = step - self.first_step
+        self.speed = done * batch_size * block_size / max(self.train_seconds, 1e-9)  # 字/秒，不含评估
+        self.elapsed = time.time() - self.start
+        eta = fmt_seconds(self.elapsed / done * (max_iters - step)) if done else "?"
+        return (f"step {step:>5}/{max_iters} | 训练损失 {losses['train']:.4f} | 验证损失 {losses['val']:.4f} | "
+                f"{self.speed:,.0f} 字/秒 | 已用 {fmt_seconds(self.elapsed)} | 还需 {eta}")
+
+    def __exit__(self, kind, *_):
+        signal.signal(signal.SIGINT, exit_now)  # 训练结束以后，Ctrl-C 立刻退出
+        if kind not in (None, KeyboardInterrupt):
+            return False
         total = time.time() - self.start
-        if stop:
+        if self.stopped:
             print("收到 Ctrl-C：停止训练，保存检查点，再写几首词。")
-        print(f"用时 {total:.1f} 秒，其中评估 {self.eval_seconds:.1f} 秒（{self.eval_seconds / total:.0%}）")
+        print(f"用时 {total:.1f} 秒，其中评估 {self.eval_seconds:.1f} 秒（{self.eval_seconds / max(total, 1e-9):.0%}）")
+        return True  # 评估中按的 Ctrl-C 到这里为止
 
 
 def checkpoint_path(args):
@@ -330,27 +454,54 @@ def save_checkpoint(args, model, optimizer, tokenizer, step):
         os.replace(path + ".tmp", path)
     except OSError as e:
         fail(f"检查点写不进 {path}（{e.strerror}）")
+    finally:
+        if os.path.exists(path + ".tmp"):  # 写到一半被打断：删掉半个文件
+            os.remove(path + ".tmp")
     print(f"检查点已保存：{path}（第 {step} 步）")
 
 
-def load_checkpoint(args, model, optimizer, tokenizer):
+def read_checkpoint(args, how_to_make_one):
     path = checkpoint_path(args)
     if not os.path.exists(path):
-        fail(f"没有检查点 {path}：先不加 --resume 训练一次")
+        fail(f"没有检查点 {path}：{how_to_make_one}")
     try:
-        state = torch.load(path, map_location="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)  # 只读张量和普通数据，不执行文件里的代码
     except Exception:  # noqa: BLE001 坏文件可能抛出各种异常，都换成一行中文
         fail(f"检查点 {path} 读不出来（文件坏了？）")
-    if state["vocab"] != tokenizer.chars:
-        fail(f"检查点的词表和语料 {args.data} 的词表不一样：--data 要和训练时相同")
+
+
+def load_weights(model, state, what):
     try:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError):
-        fail(f"检查点的模型形状和现在的超参数对不上（训练时是 {state['hyperparameters']}）")
+        fail(f"检查点的模型形状和{what}对不上（检查点里是 {state['hyperparameters']}）")
+
+
+def load_checkpoint(args, model, optimizer, tokenizer):
+    state = read_checkpoint(args, "先不加 --resume 训练一次")
+    if state["vocab"] != tokenizer.chars:
+        fail(f"检查点的词表和语料 {args.data} 的词表不一样：--data 要和训练时相同")
+    load_weights(model, state, "现在的超参数")
+    optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng_state"])  # 连随机数也接上：续训和一口气训完结果相同（CPU 上）
-    print(f"从检查点 {path} 的第 {state['step']} 步接着训练")
+    print(f"从检查点 {checkpoint_path(args)} 的第 {state['step']} 步接着训练")
     return state["step"]
+
+
+def load_for_writing(args, device):  # --sample：模型的超参数和词表都来自检查点，命令行不用再写
+    state = read_checkpoint(args, f"先训练一次（python {os.path.basename(__file__)}），训练完会自动保存")
+    for name, value in state["hyperparameters"].items():
+        if name in WRITING or name not in HYPERPARAMETERS:
+            continue
+        if name in args.given and globals()[name] != value:
+            fail(f"--{name}={globals()[name]} 和检查点里的 {name}={value} 不一样：用 --sample 时模型由检查点决定，去掉这个参数")
+        globals()[name] = value
+    tokenizer = Tokenizer("".join(state["vocab"]))
+    check_prompts(tokenizer, prompts.split(","))
+    model = BabyGPT(tokenizer.vocab_size).to(device)
+    load_weights(model, state, "这个脚本")
+    print(f"从检查点 {checkpoint_path(args)} 读出模型（训练了 {state['step']} 步）")
+    return model, tokenizer
 
 
 if __name__ == "__main__":

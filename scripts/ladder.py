@@ -1,7 +1,7 @@
 """阶梯报告：在同一预算下训练 babygpt 的每个版本，回答“这个想法带来了什么”。
 
 用法
-  python scripts/ladder.py                       # 每个版本用自己的默认设置；v11、v12 用 README 的 CPU 命令
+  python scripts/ladder.py                       # 每个版本用自己的默认设置（在 CPU 上，给 GPU 的大版本用 README 的 CPU 命令）
   python scripts/ladder.py --steps 500           # 每个版本都训练 500 步
   python scripts/ladder.py --seconds 60          # 每个版本训练 60 秒（到时像按 Ctrl-C 一样停下）
   python scripts/ladder.py --only v1,v2 --set n_embed=32 --out /tmp/ladder   # 共用一套配置，只跑两个版本
@@ -28,35 +28,28 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# v11、v12 的默认设置是给 GPU 的；在 CPU 上用 README 里的缩小命令（只改超参数）
-CPU_OVERRIDES = {
-    "v11": ["--batch_size=16", "--block_size=64", "--n_embed=64", "--n_layer=3", "--n_head=4",
-            "--dropout=0", "--learning_rate=6e-3", "--max_iters=5000", "--eval_interval=500", "--eval_iters=20"],
-}
-CPU_OVERRIDES["v12"] = CPU_OVERRIDES["v11"]
-STEP = re.compile(r"^step\s+(\d+)/(\d+) \| 训练损失 ([\d.]+) \| 验证损失 ([\d.]+) \| ([\d,]+) 字/秒 \| 已用 (\S+)")
+import torch
+from versions import ROOT, cpu_command, flags, hyperparameters, parse_samples, parse_steps, versions
+
 PARAMS = re.compile(r"模型参数 ([\d,]+) 个")
 DEVICE = re.compile(r"^设备：(\w+)")
 TIMING = re.compile(r"^用时 ([\d.]+) 秒，其中评估 ([\d.]+) 秒")
 
 
-def versions():
-    found = sorted(ROOT.glob("babygpt_v*.py"), key=lambda p: int(re.match(r"babygpt_v(\d+)", p.name)[1]))
-    return {re.match(r"babygpt_(v\d+)", p.name)[1]: p for p in found}
-
-
 def applicable(args, script):
     """共用设置只传给有这个参数的版本：比如 --set n_layer=2 不传给还没有 n_layer 的 v1..v5。"""
-    source = script.read_text(encoding="utf-8")
-    names = [arg[2:].split("=", 1)[0] for arg in args]
-    return [arg for arg, name in zip(args, names, strict=True)
-            if re.search(rf"^{name} = ", source, re.MULTILINE) or f'"--{name}"' in source]
+    return [arg for arg in args if arg[2:].split("=", 1)[0] in flags(script)]
 
 
-def seconds(text):  # "12.3s" 或 "1m07s"
-    m = re.fullmatch(r"(?:(\d+)m)?([\d.]+)s", text)
-    return int(m[1] or 0) * 60 + float(m[2])
+def gpu_sized(script):
+    """默认设置是给 GPU 的版本（v11 起）：在 CPU 上改用 README 的 CPU 命令。"""
+    return hyperparameters(script)["n_embed"] >= 256
+
+
+def version_args(script, shared, on_cpu):
+    """传给一个版本的参数。大版本在 CPU 上先用 CPU 命令；共用设置写在后面，同名参数以它为准（argparse 取最后一个）。"""
+    cpu_defaults = cpu_command(script) if on_cpu and gpu_sized(script) else []
+    return [*cpu_defaults, *applicable(shared, script)]
 
 
 def fmt_seconds(s):
@@ -78,15 +71,16 @@ def run_version(tag, script, args, budget_seconds, env, position):
     try:
         for line in proc.stdout:
             lines.append(line)
-            if m := STEP.match(line):
-                step, total = int(m[1]), int(m[2])
-                result["evals"].append({"step": step, "train_loss": float(m[3]), "val_loss": float(m[4]),
-                                        "tokens_per_sec": float(m[5].replace(",", "")), "seconds": seconds(m[6])})
+            if parsed := parse_steps(line):
+                evaluation = parsed[0]
+                step, total = evaluation.pop("step"), evaluation.pop("total")
+                result["evals"].append({"step": step, **evaluation})
                 done = step - result["evals"][0]["step"]
                 eta = budget_seconds - (time.time() - start) if budget_seconds else \
                     (time.time() - start) / done * (total - step) if done else None
                 left = f"本版还需约 {fmt_seconds(max(eta, 0))}" if eta is not None else "开始训练"
-                print(f"  [{position}] {tag} step {step}/{total} | 验证损失 {m[4]} | {left}", flush=True)
+                print(f"  [{position}] {tag} step {step}/{total} | 验证损失 {evaluation['val_loss']:.4f} | {left}",
+                      flush=True)
             elif m := PARAMS.search(line):
                 result["parameters"] = int(m[1].replace(",", ""))
             elif m := DEVICE.match(line):
@@ -103,7 +97,7 @@ def run_version(tag, script, args, budget_seconds, env, position):
             proc.wait()
     if proc.returncode != 0 or not result["evals"]:
         sys.exit(f"错误：{script.name} 失败（退出码 {proc.returncode}）：{stderr.strip()[-500:]}")
-    result["samples"] = dict(re.findall(r"^--- (.+) ---\n(.*(?:\n(?!--- ).*)*)", "".join(lines), re.MULTILINE))
+    result["samples"] = parse_samples("".join(lines))
     final = result["evals"][-1]
     result.update(steps=final["step"], final_train_loss=final["train_loss"], final_val_loss=final["val_loss"],
                   tokens_per_sec=final["tokens_per_sec"], wall_seconds=round(time.time() - start, 1))
@@ -117,7 +111,6 @@ def machine():
         cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    import torch
     return f"{cpu}，{os.cpu_count()} 核，Python {platform.python_version()}，PyTorch {torch.__version__}"
 
 
@@ -214,6 +207,8 @@ def main():
     if args.seconds:
         shared.append("--max_iters=1000000000")
 
+    on_cpu = args.device == "cpu" or (not args.device and not torch.cuda.is_available()
+                                      and not torch.backends.mps.is_available())
     results, start = [], time.time()
     with tempfile.TemporaryDirectory() as scratch:  # 检查点和 wandb 记录放临时目录，跑完即删
         env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": scratch, "WANDB_SILENT": "true"}
@@ -223,8 +218,7 @@ def main():
                 left = done / (i - 1) * (len(chosen) - i + 1) if i > 1 else None
                 print(f"[{i}/{len(chosen)}] {available[tag].name}" + (f"（全部还需约 {fmt_seconds(left)}）" if left else ""),
                       flush=True)
-                cpu_defaults = [] if args.set or args.steps or args.seconds or args.device else CPU_OVERRIDES.get(tag, [])
-                run_args = [*cpu_defaults, *applicable(shared, available[tag]), f"--out_dir={scratch}"]
+                run_args = [*version_args(available[tag], shared, on_cpu), f"--out_dir={scratch}"]
                 result = run_version(tag, available[tag], run_args, args.seconds, env, f"{i}/{len(chosen)}")
                 result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]
                 results.append(result)
@@ -236,7 +230,7 @@ def main():
     elif args.steps:
         budget, budget_en = f"每个版本 {args.steps} 步", f"{args.steps} steps per version"
     else:
-        budget = "每个版本的默认设置（v11、v12 用 README 的 CPU 命令）" if not shared else "每个版本的默认设置"
+        budget = "每个版本的默认设置" + ("（v11 起的大版本用 README 的 CPU 命令）" if on_cpu else "")
         budget_en = "each version's defaults"
     if args.set:
         budget += "，共用设置 " + " ".join(f"--{s}" for s in args.set)
@@ -246,7 +240,6 @@ def main():
               "machine": machine(), "device": "、".join(devices), "date": datetime.date.today().isoformat(),
               "total_seconds": round(time.time() - start, 1), "results": results}
     if "cuda" in devices:
-        import torch
         report["device_name"] = torch.cuda.get_device_name(0)
 
     write_outputs(report, gpu, Path(args.out))

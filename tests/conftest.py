@@ -1,46 +1,50 @@
-"""测试共用的小工具：像学习者一样用子进程运行脚本，再读它打印的数字。"""
+"""测试共用的小工具：像学习者一样用子进程运行脚本，再读它打印的数字。
 
-import re
+读输出、找版本、查某个版本有哪些参数：都用 scripts/versions.py 那一份（scripts/ladder.py 也用它）。
+"""
+
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-VERSIONS = sorted(ROOT.glob("babygpt_v*.py"), key=lambda p: int(re.match(r"babygpt_v(\d+)", p.name).group(1)))
-STEP_LINE = re.compile(r"^step\s+(\d+)/(\d+) \| 训练损失 ([\d.]+) \| 验证损失 ([\d.]+) \| ([\d,]+) 字/秒", re.MULTILINE)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from versions import ROOT, flags, parse_samples, parse_steps, versions
+
+VERSIONS = list(versions().values())
 
 
 def tiny_args(script, **overrides):
-    """几秒钟就能跑完的超参数；大版本（有 n_head / n_layer）也缩小。"""
-    source = Path(script).read_text(encoding="utf-8")
+    """几秒钟就能跑完的超参数；大版本（有 n_head / n_layer）也缩小。只传这个版本有的参数。"""
     args = {"batch_size": 4, "block_size": 16, "n_embed": 16, "max_iters": 30, "eval_interval": 10,
-            "eval_iters": 2, "max_new_tokens": 8, "learning_rate": 1e-2, "device": "cpu"}
-    if "\nn_head = " in source:
-        args["n_head"] = 2
-    if "\nn_layer = " in source:
-        args["n_layer"] = 2
+            "eval_iters": 2, "max_new_tokens": 8, "learning_rate": 1e-2, "device": "cpu", "n_head": 2, "n_layer": 2}
     args.update(overrides)
-    return [f"--{k}={v}" for k, v in args.items()]
+    known = flags(script)
+    return [f"--{k}={v}" for k, v in args.items() if k in known]
 
 
-def run(script, *args, env=None, timeout=180):
+def run(script, *args, env=None, timeout=180, stdin=None):
     return subprocess.run([sys.executable, str(script), *map(str, args)], check=False, capture_output=True, text=True,
-                          encoding="utf-8", stdin=subprocess.DEVNULL, timeout=timeout, env=env)
+                          encoding="utf-8", input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                          timeout=timeout, env=env)
 
 
 def steps(stdout):
     """[(step, train_loss, val_loss), ...]，按打印顺序。"""
-    return [(int(m[1]), float(m[3]), float(m[4])) for m in STEP_LINE.finditer(stdout)]
+    return [(s["step"], s["train_loss"], s["val_loss"]) for s in parse_steps(stdout)]
 
 
-def samples(stdout):
-    """{开头: 写出的词}。脚本打印的是 "\n--- 开头 ---\n" + 词 + "\n"，词里可以有换行。"""
-    parts = re.split(r"^--- (.+) ---\n", stdout, flags=re.MULTILINE)
-    texts = [text.removesuffix("\n\n") if i + 2 < len(parts) else text.removesuffix("\n")
-             for i, text in enumerate(parts) if i % 2 == 0][1:]
-    return dict(zip(parts[1::2], texts, strict=True))
+samples = parse_samples
+
+
+def load(path):
+    """把版本脚本当模块读进来：只定义函数和类；训练在 main() 里，不会开始。"""
+    spec = importlib.util.spec_from_file_location(Path(path).stem + "_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

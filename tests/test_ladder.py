@@ -54,3 +54,16 @@ def test_interrupted_run_leaves_old_results_alone(small_corpus, tmp_path):
     assert proc.returncode != 0 and "中断" in err and "Traceback" not in err
     assert (tmp_path / "ladder.md").read_text(encoding="utf-8") == "上一次的结果"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ladder.md"]
+
+
+def test_big_versions_keep_the_cpu_command_when_steps_or_settings_are_given():
+    """--steps / --set 不会把 v11 在 CPU 上变回给 GPU 的配置（以前会，一跑就是几个小时）。"""
+    from ladder import version_args
+    from versions import versions
+
+    v1, v11 = versions()["v1"], versions()["v11"]
+    shared = ["--max_iters=500", "--n_layer=2"]
+    on_cpu = version_args(v11, shared, on_cpu=True)
+    assert on_cpu[:3] == ["--batch_size=16", "--block_size=64", "--n_embed=64"] and on_cpu[-2:] == shared
+    assert version_args(v11, shared, on_cpu=False) == shared  # GPU 上用默认的完整配置
+    assert version_args(v1, shared, on_cpu=True) == ["--max_iters=500"]  # v1 没有 n_layer，也不需要 CPU 命令

@@ -1,17 +1,19 @@
-"""babygpt_v1.py 的骨架：命令行、报错、检查点、续训、Ctrl-C、设备选择。
+"""babygpt_v1.py 的骨架：命令行、报错、检查点、续训、Ctrl-C、设备选择、--sample、--interactive。
 
 骨架在每个版本里一字不差（见 test_versions.py），所以这里只测 v1。
 """
 
-import importlib.util
 import math
+import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
-from conftest import ROOT, run, samples, steps, tiny_args
+from conftest import ROOT, load, run, samples, steps, tiny_args
+from versions import hyperparameters, parse_writing_speeds
 
 V1 = ROOT / "babygpt_v1.py"
 
@@ -44,7 +46,7 @@ def test_checkpoint_and_resume(small_corpus, tmp_path):
     data = f"--data={small_corpus}"
     straight = run(V1, *tiny_args(V1, max_iters=40), data, f"--out_dir={tmp_path / 'straight'}")
     first = run(V1, *tiny_args(V1, max_iters=20), data, f"--out_dir={tmp_path / 'split'}")
-    state = torch.load(tmp_path / "split" / "babygpt_v1.pt")
+    state = torch.load(tmp_path / "split" / "babygpt_v1.pt", weights_only=True)
     assert state["step"] == 20
     assert state["vocab"] == sorted(set(small_corpus.read_text(encoding="utf-8")))
     assert state["hyperparameters"]["max_iters"] == 20 and state["hyperparameters"]["n_embed"] == 16
@@ -58,33 +60,91 @@ def test_checkpoint_and_resume(small_corpus, tmp_path):
     assert steps(resumed.stdout)[0] == steps(first.stdout)[-1]
     # 权重、优化器状态、随机数都接上了：和一口气训 40 步的结果相同
     assert steps(resumed.stdout)[-1] == steps(straight.stdout)[-1]
-    assert torch.load(tmp_path / "split" / "babygpt_v1.pt")["step"] == 40
+    assert torch.load(tmp_path / "split" / "babygpt_v1.pt", weights_only=True)["step"] == 40
 
 
-def test_ctrl_c_saves_checkpoint_and_still_writes(small_corpus, tmp_path):
-    args = tiny_args(V1, max_iters=100000, eval_interval=50)
-    proc = subprocess.Popen([sys.executable, str(V1), *args, f"--data={small_corpus}", f"--out_dir={tmp_path}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
-    for line in proc.stdout:  # 等训练真的开始了再按 Ctrl-C
-        if line.startswith("step") and not line.startswith("step     0/"):
-            break
+def start(args, tmp_path):
+    return subprocess.Popen([sys.executable, str(V1), *args, f"--out_dir={tmp_path}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, encoding="utf-8")
+
+
+def read_until(proc, prefix):
+    """读输出直到某一行以 prefix 开头；返回读过的行。"""
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
+            return seen
+    raise AssertionError(f"没等到 {prefix!r}：{seen}")
+
+
+def test_ctrl_c_during_training_saves_checkpoint_and_still_writes(small_corpus, tmp_path):
+    proc = start([*tiny_args(V1, max_iters=100000, eval_interval=50), f"--data={small_corpus}"], tmp_path)
+    read_until(proc, "step    50/")  # 等训练真的开始了再按 Ctrl-C
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "收到 Ctrl-C" in out
-    saved = torch.load(tmp_path / "babygpt_v1.pt")["step"]
+    saved = torch.load(tmp_path / "babygpt_v1.pt", weights_only=True)["step"]
     assert 50 <= saved < 100000
     assert f"第 {saved} 步" in out
     assert set(samples(out)) == {"春江", "往事"}
 
 
+def test_too_big_is_said_at_once_and_ctrl_c_stops_the_first_evaluation(small_corpus, tmp_path):
+    """评估慢得出奇（eval_iters 极大）：开头几行就说要多久、给出缩小命令；第一次评估中按 Ctrl-C 立刻停下。"""
+    began = time.time()
+    proc = start([*tiny_args(V1, eval_iters=2_000_000), f"--data={small_corpus}"], tmp_path)
+    early = read_until(proc, "注意：")
+    early += [next(proc.stdout)]
+    assert time.time() - began < 30 and not any(line.startswith("step") for line in early)
+    estimate = next(line for line in early if line.startswith("预计用时约"))
+    assert re.search(r"约 \d+h\d\dm", estimate), estimate  # 超过一小时
+    assert "把 batch_size、block_size、n_embed 或 max_iters 改小" in early[-2]  # v1 的说明里没有 CPU 命令
+    assert early[-1].startswith("也可以就这样跑下去")
+    pressed = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - pressed < 20 and proc.returncode == 0 and "Traceback" not in err, err
+    assert "收到 Ctrl-C" in out and "step" not in out  # 一次评估都没做完
+    assert torch.load(tmp_path / "babygpt_v1.pt", weights_only=True)["step"] == 0
+    assert set(samples(out)) == {"春江", "往事"}
+
+
+def test_v11_defaults_on_a_cpu_say_so_with_the_cpu_command(capsys):
+    """v11 的完整配置（给 GPU 的）在 CPU 上：估计要十几个小时以上，并给出说明里（也是 README 里）的 CPU 命令。"""
+    v11 = next(p for p in ROOT.glob("babygpt_v11_*.py"))
+    module = load(v11)
+    torch.manual_seed(0)
+    module.announce_time(module.BabyGPT(6104), 0, "cpu")
+    out = capsys.readouterr().out.splitlines()
+    hours = int(re.match(r"预计用时约 (\d+)h", out[0])[1])
+    assert hours >= 10 and out[1].startswith("注意：这个配置对这台机器（cpu）太大")
+    command = out[2].strip()
+    assert command.startswith("python babygpt_v11_hyper_params.py --batch_size=16 ")
+    assert command in \
+        (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_ctrl_c_while_writing_exits_at_once(small_corpus, tmp_path):
+    proc = start([*tiny_args(V1, max_new_tokens=10**8), f"--data={small_corpus}"], tmp_path)
+    read_until(proc, "检查点已保存")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and err.strip() == "已中断（Ctrl-C）。", err
+    assert samples(out) == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["babygpt_v1.pt"]  # 没有半个文件
+
+
 def test_help_lists_every_option_with_default():
     r = run(V1, "--help")
     assert r.returncode == 0
-    for name, default in [("batch_size", "32"), ("block_size", "64"), ("learning_rate", "0.003"),
-                          ("prompts", "春江,往事"), ("seed", "1337")]:
-        assert f"--{name}" in r.stdout
-    for option in ("--device", "--data", "--out_dir", "--resume"):
+    help_text = " ".join(r.stdout.split())  # argparse 会折行
+    defaults = hyperparameters(V1)
+    assert {"batch_size", "block_size", "learning_rate", "seed", "prompts", "temperature", "top_k"} <= set(defaults)
+    for name, default in defaults.items():
+        assert re.search(rf"--{name} {name.upper()}\s+默认 {re.escape(str(default))}(\s|$)", help_text), name
+    for option in ("--device", "--data", "--out_dir", "--resume", "--sample", "--interactive"):
         assert option in r.stdout
 
 
@@ -118,8 +178,8 @@ def test_bad_corpus_files(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("春江花月夜，往事知多少。\n" * 3, encoding="utf-8")
     for path, word in [(missing, "找不到"), (empty, "空的"), (gbk, "UTF-8"), (short, "太短")]:
-        one_line_error(run(V1, f"--data={path}", f"--out_dir={tmp_path}"), 1, word)
-    assert gbk.read_bytes() == "春江花月夜".encode("gbk") * 100  # 坏文件原样不动
+        one_line_error(run(V1, f"--data={path}", f"--out_dir={tmp_path / 'out'}"), 1, word)
+    assert not (tmp_path / "out").exists()  # 训练之前就报错：检查点目录都没建
 
 
 def test_prompt_not_in_vocabulary_names_the_characters(small_corpus, tmp_path):
@@ -143,10 +203,64 @@ def test_resume_errors(small_corpus, tmp_path):
 
 @pytest.fixture
 def v1_module():
-    spec = importlib.util.spec_from_file_location("babygpt_v1_under_test", V1)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # 只定义函数和类；训练在 main() 里，不会开始
-    return module
+    return load(V1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_corpus):
+    """训练 200 步的 v1 检查点，给 --sample 的测试用。"""
+    out = tmp_path_factory.mktemp("trained")
+    r = run(V1, *tiny_args(V1, max_iters=200, eval_interval=100, n_embed=32), f"--data={small_corpus}",
+            f"--out_dir={out}")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_sample_without_checkpoint_says_how_to_make_one(tmp_path):
+    one_line_error(run(V1, "--sample", f"--out_dir={tmp_path}"), 1, "没有检查点", "python babygpt_v1.py")
+
+
+def test_sample_uses_the_checkpoint_and_rejects_a_contradicting_flag(trained):
+    r = run(V1, "--sample", f"--out_dir={trained}", "--max_new_tokens=30", "--prompts=春江,明月")
+    assert r.returncode == 0, r.stderr
+    assert "step" not in r.stdout and "训练了 200 步" in r.stdout  # 没有训练，n_embed=32 来自检查点
+    written = samples(r.stdout)
+    assert set(written) == {"春江", "明月"} and all(len(t) == len(p) + 30 for p, t in written.items())
+    assert len(parse_writing_speeds(r.stdout)) == 2 and min(parse_writing_speeds(r.stdout)) > 0
+    one_line_error(run(V1, "--sample", f"--out_dir={trained}", "--n_embed=64"), 1, "--n_embed=64", "n_embed=32")
+    assert run(V1, "--sample", f"--out_dir={trained}", "--n_embed=32", "--max_new_tokens=1").returncode == 0
+
+
+def test_temperature_zero_is_greedy_and_deterministic(trained):
+    greedy = [samples(run(V1, "--sample", f"--out_dir={trained}", "--temperature=0", f"--seed={seed}").stdout)
+              for seed in (1, 2)]
+    assert greedy[0] == greedy[1] and len(greedy[0]) == 2
+    drawn = [samples(run(V1, "--sample", f"--out_dir={trained}", f"--seed={seed}").stdout) for seed in (1, 2)]
+    assert drawn[0] != drawn[1]  # 温度 1：不同的种子写出不一样的词
+
+
+def test_pick_next_top_k_and_temperature(v1_module):
+    logits = torch.tensor([[0.0, 3.0, 1.0, 2.5, -1.0]]).repeat(2000, 1)
+    torch.manual_seed(0)
+    v1_module.temperature, v1_module.top_k = 1.0, 2
+    assert set(v1_module.pick_next(logits).flatten().tolist()) == {1, 3}  # 只在最高的两个里抽，两个都抽到过
+    v1_module.top_k = 0
+    assert set(v1_module.pick_next(logits).flatten().tolist()) == {0, 1, 2, 3, 4}
+    v1_module.temperature = 0
+    assert v1_module.pick_next(logits).flatten().tolist() == [1] * 2000
+    v1_module.temperature = 0.1  # 温度很低：几乎总是最高的那个
+    assert (v1_module.pick_next(logits) == 1).float().mean() > 0.9
+
+
+def test_interactive_from_a_pipe(trained):
+    r = run(V1, "--sample", "--interactive", f"--out_dir={trained}", "--max_new_tokens=5", "--temperature=0",
+            stdin="明月\n龘靐春\n西风\n")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert list(samples(r.stdout)) == ["春江", "往事", "明月", "西风"]  # 坏开头之后照样问下去，EOF 结束
+    assert r.stdout.count("请输入开头：") == 4
+    assert "这些字不在词表里：靐 龘" in r.stdout
+    stopped = run(V1, "--sample", "--interactive", f"--out_dir={trained}", "--max_new_tokens=5", stdin="明月\n\n西风\n")
+    assert list(samples(stopped.stdout)) == ["春江", "往事", "明月"]  # 空行结束
 
 
 @pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])

@@ -1,0 +1,71 @@
+"""babygpt 的版本脚本：找到它们，知道每个版本有哪些参数，读懂它们打印的东西。
+
+scripts/ 里的工具和 tests/ 都用这一份，不各写各的。
+"""
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP_LINE = re.compile(r"^step\s+(\d+)/(\d+) \| 训练损失 ([\d.]+) \| 验证损失 ([\d.]+) \| ([\d,]+) 字/秒 \| 已用 (\S+)",
+                       re.MULTILINE)
+SAMPLE = re.compile(r"^--- ([^\n]+) ---\n(.*?)\n（([\d,]+) 字/秒）$", re.MULTILINE | re.DOTALL)
+SCAFFOLDING_FLAGS = {"device", "data", "out_dir", "resume", "sample", "interactive"}
+
+
+def number(path):
+    return int(re.match(r"babygpt_v(\d+)", Path(path).name)[1])
+
+
+def versions():
+    """{"v1": Path(babygpt_v1.py), ...}，按版本号排好。"""
+    found = sorted(ROOT.glob("babygpt_v*.py"), key=number)
+    return {f"v{number(p)}": p for p in found}
+
+
+def hyperparameters(path):
+    """脚本开头的超参数和默认值：模块里小写名字、值是数或字符串的赋值。"""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    found = {}
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id.islower() and isinstance(node.value, ast.Constant)
+                and type(node.value.value) in (int, float, str)):
+            found[node.targets[0].id] = node.value.value
+    return found
+
+
+def flags(path):
+    """这个版本认识的所有命令行参数（不带 --）。"""
+    return set(hyperparameters(path)) | SCAFFOLDING_FLAGS
+
+
+def cpu_command(path):
+    """文件开头说明里给 CPU 的缩小命令（v11 起才有）的参数；没有就是 []。"""
+    doc = ast.get_docstring(ast.parse(Path(path).read_text(encoding="utf-8"))) or ""
+    lines = [line.split() for line in doc.splitlines() if line.strip().startswith(f"python {Path(path).name} --")]
+    return lines[0][2:] if lines else []
+
+
+def seconds(text):
+    """进度行里的时间："12.3s"、"1m07s" 或 "2h05m"。"""
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", text)
+    return int(m[1] or 0) * 3600 + int(m[2] or 0) * 60 + float(m[3] or 0)
+
+
+def parse_steps(stdout):
+    """每次评估打印的一行：[{"step", "total", "train_loss", "val_loss", "tokens_per_sec", "seconds"}, ...]"""
+    return [{"step": int(m[1]), "total": int(m[2]), "train_loss": float(m[3]), "val_loss": float(m[4]),
+             "tokens_per_sec": float(m[5].replace(",", "")), "seconds": seconds(m[6])}
+            for m in STEP_LINE.finditer(stdout)]
+
+
+def parse_samples(stdout):
+    """写出的词：{开头: 词}。脚本打印 "--- 开头 ---"、词（可以有换行）、再一行 "（123 字/秒）"。"""
+    return {m[1]: m[2] for m in SAMPLE.finditer(stdout)}
+
+
+def parse_writing_speeds(stdout):
+    """每首词后面的写词速度（字/秒），按打印顺序。"""
+    return [float(m[3].replace(",", "")) for m in SAMPLE.finditer(stdout)]
