@@ -416,11 +416,12 @@ class Progress:  # 训练时计时、打印进度；第一次 Ctrl-C 只做记�
         return self
 
     def ctrl_c(self, *_):
-        if self.stopped:
+        if not self.stopped:
+            self.stopped, self.first_press = True, time.time()
+            if self.evaluating_now:  # 评估不改动模型，可以立刻打断
+                raise KeyboardInterrupt
+        elif time.time() - self.first_press > 1:  # 1 秒内重复收到的不算：torchrun 会把同一次 Ctrl-C 再转发给每个进程
             exit_now()
-        self.stopped = True
-        if self.evaluating_now:  # 评估不改动模型，可以立刻打断
-            raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def evaluating(self):

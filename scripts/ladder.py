@@ -5,12 +5,14 @@
   python scripts/ladder.py --steps 500           # 每个版本都训练 500 步
   python scripts/ladder.py --seconds 60          # 每个版本训练 60 秒（到时像按 Ctrl-C 一样停下）
   python scripts/ladder.py --only v1,v2 --set n_embed=32 --out /tmp/ladder   # 共用一套配置，只跑两个版本
+  python scripts/ladder.py --same                # 同一套超参数（README 的 CPU 命令）、同样 3000 步：只差想法
 
 输出（在 --out 目录，默认 docs/）
   ladder.md    表格：参数量、训练速度、损失、用时、“春江”开头的第一首
   ladder.png   验证损失随步数、随秒数的曲线，每个版本一条
   ladder.json  原始数据；在 GPU 上跑出的 ladder.json 可以用 --gpu 并进表格；
                --render 只用已有的 ladder.json 重画表格和图，不再训练
+  --same 时写 ladder_same.json、ladder_same.png，ladder.md 里加上“同一配置”一节（v0 数数的损失是地板）
 结果文件只在全部跑完后一次性替换（先写临时文件再改名），中途中断不会留下半截结果。
 """
 
@@ -29,7 +31,17 @@ import time
 from pathlib import Path
 
 import torch
-from versions import ROOT, cpu_command, flags, hyperparameters, parse_samples, parse_steps, versions
+from versions import (
+    ROOT,
+    cpu_command,
+    find_cjk_font,
+    flags,
+    hyperparameters,
+    number,
+    parse_samples,
+    parse_steps,
+    versions,
+)
 
 PARAMS = re.compile(r"模型参数 ([\d,]+) 个")
 DEVICE = re.compile(r"^设备：(\w+)")
@@ -176,6 +188,71 @@ def plot(report, path):
     plt.close(fig)
 
 
+def run_counting(script):
+    """v0（纯 Python 数数）：它的验证损失是神经网络要打败的地板。"""
+    start = time.time()
+    r = subprocess.run([sys.executable, str(script), "--max_new_tokens=30"], capture_output=True, text=True,
+                       encoding="utf-8", check=False, cwd=ROOT, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        sys.exit(f"错误：{script.name} 失败：{r.stderr.strip()[-300:]}")
+    return {"script": script.name, "val_loss": float(re.search(r"验证损失 ([\d.]+)", r.stdout)[1]),
+            "wall_seconds": round(time.time() - start, 1), "samples": parse_samples(r.stdout)}
+
+
+def same_markdown(report):
+    v0 = report["counting"]
+    rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 用时 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {v0['script']}（数数，不训练） | | | | | **{v0['val_loss']:.3f}** | | | {fmt_seconds(v0['wall_seconds'])} |"]
+    previous = None
+    for r in report["results"]:
+        change = f"{r['final_val_loss'] - previous:+.3f}" if previous is not None else ""
+        rows.append(f"| {r['script']} | {r['parameters']:,} | {r['tokens_per_sec']:,.0f} | {r['steps']:,} | "
+                    f"{r['final_train_loss']:.3f} | **{r['final_val_loss']:.3f}** | {change} | "
+                    f"{r['final_val_loss'] - v0['val_loss']:+.3f} | {fmt_seconds(r['wall_seconds'])} |")
+        previous = r["final_val_loss"]
+    return "\n".join([
+        "## 同一配置：只差想法\n",
+        (f"每个版本用同一套超参数（README 的 CPU 命令里这个版本有的那些）训练同样多的步数：{report['budget']}。"
+        "两行之间唯一的不同就是那一版的想法。v0 不训练，只数数：它的验证损失是一条横线，神经网络要先打败它。\n"),
+        f"- 命令：`{report['command']}`",
+        f"- 机器：{report['machine']}（设备 {report['device']}）",
+        f"- 日期：{report['date']}；总用时 {fmt_seconds(report['total_seconds'])}\n",
+        *rows, "", "![同一配置下的验证损失](ladder_same.png)\n",
+        ("“比上一版”是验证损失的变化（负数 = 这一版的想法让损失降了）。v10 起的 dropout 在这条命令里是 0"
+        "（8 分钟远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，"
+        "数字也应当相同（v14 在这台 CPU 上默认用 bf16，数字略有不同）。\n")])
+
+
+def plot_same(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    font = find_cjk_font()
+    if font:
+        plt.rcParams["font.sans-serif"] = [font]
+    label = (lambda zh, en: zh) if font else (lambda zh, en: en)  # 没有中文字体就用英文标签，免得汉字变方框
+    fig, ax = plt.subplots(figsize=(12, 6.5))
+    colors = plt.cm.tab20.colors
+    for i, r in enumerate(report["results"]):
+        ax.plot([e["step"] for e in r["evals"]], [e["val_loss"] for e in r["evals"]], marker=".",
+                color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], linestyle="--" if i >= 10 else "-",
+                label=r["script"].removeprefix("babygpt_").removesuffix(".py"))
+    v0 = report["counting"]["val_loss"]
+    ax.axhline(v0, color="black", linewidth=2, linestyle=":", label=label(f"v0 数数（{v0:.2f}）", f"v0 counting ({v0:.2f})"))
+    finals = [r["final_val_loss"] for r in report["results"]]
+    ax.set_ylim(min(finals + [v0]) - 0.15, max(finals + [v0]) + 1.2)
+    ax.set_xlabel(label("训练步数", "training step"))
+    ax.set_ylabel(label("验证损失", "validation loss"))
+    ax.set_title(label(f"同一配置、同样步数：每个想法带来了什么（{report['budget']}）",
+                       "same configuration, same steps: what each idea buys"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="只跑这些版本，逗号分隔，例如 v1,v2,v10")
@@ -188,13 +265,14 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs"), help="输出目录，默认 docs/")
     parser.add_argument("--gpu", help="在 GPU 上用本工具跑出的 ladder.json，并进报告的 GPU 一节")
     parser.add_argument("--render", metavar="LADDER_JSON", help="不训练，只用已有的 ladder.json 重新画表格和图")
+    parser.add_argument("--same", action="store_true", help="每个版本用同一套超参数（README 的 CPU 命令），默认 3000 步")
     args = parser.parse_args()
     gpu = json.loads(Path(args.gpu).read_text(encoding="utf-8")) if args.gpu else None
     if args.render:
         write_outputs(json.loads(Path(args.render).read_text(encoding="utf-8")), gpu, Path(args.out))
         return
 
-    available = versions()
+    available = {tag: path for tag, path in versions().items() if number(path) >= 1}  # v0 不是神经网络，另算
     chosen = args.only.split(",") if args.only else list(available)
     unknown = [tag for tag in chosen if tag not in available]
     if unknown:
@@ -206,6 +284,9 @@ def main():
         shared.append(f"--max_iters={args.steps}")
     if args.seconds:
         shared.append("--max_iters=1000000000")
+    if args.same:  # 同一套超参数：README 的 CPU 命令（取自 v11 的说明），步数默认 3000
+        same = cpu_command(available["v11"])
+        shared = [a for a in same if not a.startswith("--max_iters=")] + [f"--max_iters={args.steps or 3000}"] + shared
 
     on_cpu = args.device == "cpu" or (not args.device and not torch.cuda.is_available()
                                       and not torch.backends.mps.is_available())
@@ -218,21 +299,26 @@ def main():
                 left = done / (i - 1) * (len(chosen) - i + 1) if i > 1 else None
                 print(f"[{i}/{len(chosen)}] {available[tag].name}" + (f"（全部还需约 {fmt_seconds(left)}）" if left else ""),
                       flush=True)
-                run_args = [*version_args(available[tag], shared, on_cpu), f"--out_dir={scratch}"]
+                run_args = [*(applicable(shared, available[tag]) if args.same else
+                              version_args(available[tag], shared, on_cpu)), f"--out_dir={scratch}"]
                 result = run_version(tag, available[tag], run_args, args.seconds, env, f"{i}/{len(chosen)}")
                 result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]
                 results.append(result)
+            counting = run_counting(versions()["v0"]) if args.same and "v0" in versions() else None
         except KeyboardInterrupt:
             sys.exit("\n中断：没有写任何结果（docs/ 里原来的文件原样保留）。")
 
-    if args.seconds:
+    if args.same:
+        budget = f"{args.steps or 3000} 步，" + " ".join(a for a in shared if not a.startswith("--max_iters="))
+        budget_en = f"{args.steps or 3000} steps"
+    elif args.seconds:
         budget, budget_en = f"每个版本 {args.seconds:g} 秒", f"{args.seconds:g} s per version"
     elif args.steps:
         budget, budget_en = f"每个版本 {args.steps} 步", f"{args.steps} steps per version"
     else:
         budget = "每个版本的默认设置" + ("（v11 起的大版本用 README 的 CPU 命令）" if on_cpu else "")
         budget_en = "each version's defaults"
-    if args.set:
+    if args.set and not args.same:
         budget += "，共用设置 " + " ".join(f"--{s}" for s in args.set)
         budget_en += ", shared " + " ".join(f"--{s}" for s in args.set if not s.startswith("data="))
     devices = sorted({r.get("device", "?") for r in results})
@@ -241,19 +327,29 @@ def main():
               "total_seconds": round(time.time() - start, 1), "results": results}
     if "cuda" in devices:
         report["device_name"] = torch.cuda.get_device_name(0)
+    if counting:
+        report["counting"] = counting
 
-    write_outputs(report, gpu, Path(args.out))
+    write_outputs(report, gpu, Path(args.out), same=args.same)
 
 
-def write_outputs(report, gpu, out):
+def write_outputs(report, gpu, out, same=False):
+    """写 ladder.md 和这次的 json、png。ladder.md 两节都有：各版本默认设置（ladder.json）、同一配置（ladder_same.json）。"""
     out.mkdir(parents=True, exist_ok=True)
-    tmp = {name: out / f".{name}.tmp" for name in ("ladder.json", "ladder.md", "ladder.png")}
-    tmp["ladder.json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp["ladder.md"].write_text(markdown(report, gpu), encoding="utf-8")
-    plot(report, tmp["ladder.png"])
-    for name, path in tmp.items():  # 三个文件都写好了才一起换上
+    kind = "ladder_same" if same else "ladder"
+    other = out / ("ladder.json" if same else "ladder_same.json")
+    other = json.loads(other.read_text(encoding="utf-8")) if other.exists() else None
+    default_report, same_report = (other, report) if same else (report, other)
+    tmp = {name: out / f".{name}.tmp" for name in (f"{kind}.json", "ladder.md", f"{kind}.png")}
+    tmp[f"{kind}.json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    text = markdown(default_report, gpu) if default_report else "# babygpt 阶梯报告\n"
+    if same_report and same_report.get("counting"):
+        text += "\n" + same_markdown(same_report)
+    tmp["ladder.md"].write_text(text, encoding="utf-8")
+    (plot_same if same else plot)(report, tmp[f"{kind}.png"])
+    for name, path in tmp.items():  # 文件都写好了才一起换上
         os.replace(path, out / name)
-    print(f"写好了：{out / 'ladder.md'}、{out / 'ladder.png'}、{out / 'ladder.json'}")
+    print(f"写好了：{out / 'ladder.md'}、{out / f'{kind}.png'}、{out / f'{kind}.json'}")
 
 
 if __name__ == "__main__":

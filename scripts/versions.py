@@ -4,6 +4,7 @@ scripts/ 里的工具和 tests/ 都用这一份，不各写各的。
 """
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
 
@@ -22,6 +23,14 @@ def versions():
     """{"v1": Path(babygpt_v1.py), ...}，按版本号排好。"""
     found = sorted(ROOT.glob("babygpt_v*.py"), key=number)
     return {f"v{number(p)}": p for p in found}
+
+
+def load(path):
+    """把版本脚本当模块读进来：只定义函数和类；训练在 main() 里，不会开始。"""
+    spec = importlib.util.spec_from_file_location(Path(path).stem + "_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def hyperparameters(path):
@@ -69,3 +78,16 @@ def parse_samples(stdout):
 def parse_writing_speeds(stdout):
     """每首词后面的写词速度（字/秒），按打印顺序。"""
     return [float(m[3].replace(",", "")) for m in SAMPLE.finditer(stdout)]
+
+
+# 常见的中文字体：Linux（Noto、思源、文泉驿）、macOS（苹方、冬青、黑体）、Windows（微软雅黑、黑体、宋体）
+CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "Droid Sans Fallback", "PingFang SC", "Hiragino Sans GB", "Heiti SC", "STHeiti", "Songti SC",
+             "Microsoft YaHei", "SimHei", "SimSun", "Arial Unicode MS"]
+
+
+def find_cjk_font():
+    """本机装了的第一个中文字体的名字（给 matplotlib 用）；一个都没有就是 None。"""
+    from matplotlib import font_manager
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)

@@ -3,7 +3,6 @@
 读输出、找版本、查某个版本有哪些参数：都用 scripts/versions.py 那一份（scripts/ladder.py 也用它）。
 """
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +10,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from versions import ROOT, flags, parse_samples, parse_steps, versions
+from versions import ROOT, flags, load, parse_samples, parse_steps, versions
 
-VERSIONS = list(versions().values())
+VERSIONS = [path for tag, path in versions().items() if tag != "v0"]  # 神经网络的版本（v0 是数数，另测）
+__all__ = ["ROOT", "VERSIONS", "load", "run", "samples", "steps", "tiny_args"]
 
 
 def tiny_args(script, **overrides):
     """几秒钟就能跑完的超参数；大版本（有 n_head / n_layer）也缩小。只传这个版本有的参数。"""
     args = {"batch_size": 4, "block_size": 16, "n_embed": 16, "max_iters": 30, "eval_interval": 10,
-            "eval_iters": 2, "max_new_tokens": 8, "learning_rate": 1e-2, "device": "cpu", "n_head": 2, "n_layer": 2}
+            "eval_iters": 2, "max_new_tokens": 8, "learning_rate": 1e-2, "device": "cpu", "n_head": 2, "n_layer": 2,
+            "dtype": "float32"}
     args.update(overrides)
     known = flags(script)
     return [f"--{k}={v}" for k, v in args.items() if k in known]
@@ -37,14 +38,6 @@ def steps(stdout):
 
 
 samples = parse_samples
-
-
-def load(path):
-    """把版本脚本当模块读进来：只定义函数和类；训练在 main() 里，不会开始。"""
-    spec = importlib.util.spec_from_file_location(Path(path).stem + "_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

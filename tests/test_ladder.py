@@ -67,3 +67,20 @@ def test_big_versions_keep_the_cpu_command_when_steps_or_settings_are_given():
     assert on_cpu[:3] == ["--batch_size=16", "--block_size=64", "--n_embed=64"] and on_cpu[-2:] == shared
     assert version_args(v11, shared, on_cpu=False) == shared  # GPU 上用默认的完整配置
     assert version_args(v1, shared, on_cpu=True) == ["--max_iters=500"]  # v1 没有 n_layer，也不需要 CPU 命令
+
+
+def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path):
+    r = subprocess.run([sys.executable, str(LADDER), "--same", "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}",
+                        "--out", str(tmp_path)], capture_output=True, text=True, encoding="utf-8", check=False)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "ladder_same.json").read_text(encoding="utf-8"))
+    assert [x["script"] for x in report["results"]] == ["babygpt_v1.py", "babygpt_v3_self_attention.py"]
+    for result in report["results"]:  # CPU 命令的 learning_rate、eval_iters 等一样；--set 的更小尺寸优先
+        assert "--learning_rate=6e-3" in result["args"] and "--block_size=16" in result["args"]
+        assert [e["step"] for e in result["evals"]] == [0, 10, 20]
+    assert "--n_layer=2" not in report["results"][0]["args"]  # v1 没有 n_layer
+    assert 4.9 < report["counting"]["val_loss"] < 5.3  # v0 在整个 ci.txt 上数数
+    md = (tmp_path / "ladder.md").read_text(encoding="utf-8")
+    assert "## 同一配置：只差想法" in md and "babygpt_v0_counting.py（数数，不训练）" in md
+    assert f"**{report['results'][1]['final_val_loss']:.3f}**" in md
+    assert (tmp_path / "ladder_same.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
