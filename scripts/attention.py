@@ -66,8 +66,8 @@ def draw(weights, chars, path, title):
                 ax.set_ylabel("正在猜下一个字的位置")
             if layer == layers - 1:
                 ax.set_xlabel("它看的字")
-    fig.suptitle(title)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=14)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # 上面留出总标题的位置
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -244,7 +244,7 @@ def plot_same(report, path):
     ax.set_ylim(min(finals + [v0]) - 0.15, max(finals + [v0]) + 1.2)
     ax.set_xlabel(label("训练步数", "training step"))
     ax.set_ylabel(label("验证损失", "validation loss"))
-    ax.set_title(label(f"同一配置、同样步数：每个想法带来了什么（{report['budget']}）",
+    ax.set_title(label(f"同一配置、同样步数（{report['budget'].split('，')[0]}）：每个想法带来了什么",
                        "same configuration, same steps: what each idea buys"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="upper right")
@@ -269,7 +269,7 @@ def main():
     args = parser.parse_args()
     gpu = json.loads(Path(args.gpu).read_text(encoding="utf-8")) if args.gpu else None
     if args.render:
-        write_outputs(json.loads(Path(args.render).read_text(encoding="utf-8")), gpu, Path(args.out))
+        write_outputs(json.loads(Path(args.render).read_text(encoding="utf-8")), gpu, Path(args.out), same=args.same)
         return
 
     available = {tag: path for tag, path in versions().items() if number(path) >= 1}  # v0 不是神经网络，另算

@@ -1,0 +1,63 @@
+"""scripts/attention.py：从一个训练过的小检查点画出每层每个头的注意力；没有中文字体时一行说明。"""
+
+import struct
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, VERSIONS, run, tiny_args
+from versions import find_cjk_font, number
+
+ATTENTION = ROOT / "scripts" / "attention.py"
+V6 = next(p for p in VERSIONS if number(p) == 6)  # 手写注意力，2 层 × 2 个头（tiny_args）
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, small_corpus):
+    out = tmp_path_factory.mktemp("attention")
+    r = run(V6, *tiny_args(V6, max_iters=20), f"--data={small_corpus}", f"--out_dir={out}")
+    assert r.returncode == 0, r.stderr
+    return out / f"{V6.stem}.pt"
+
+
+def draw(checkpoint, out, *args):
+    return subprocess.run([sys.executable, str(ATTENTION), "--version=v6", f"--checkpoint={checkpoint}",
+                           f"--out={out}", *args], capture_output=True, text=True, encoding="utf-8", check=False)
+
+
+def test_draws_every_layer_and_head(checkpoint, tmp_path):
+    r = draw(checkpoint, tmp_path / "a.png", "--text=春江花月夜", "--write=5")
+    if find_cjk_font() is None:  # 没有中文字体：一行说明怎么装，不画满是方框的图
+        assert r.returncode == 1 and "找不到中文字体" in r.stderr and len(r.stderr.splitlines()) == 1
+        assert not (tmp_path / "a.png").exists()
+        return
+    assert r.returncode == 0, r.stderr
+    assert "2 层 × 2 个头，10 个字" in r.stdout
+    png = (tmp_path / "a.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24])[0] > 300
+    assert "missing from font" not in r.stderr  # 汉字都有字形，不是方框
+
+
+def test_attention_rows_are_causal_distributions(checkpoint):
+    import torch
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import attention
+    from versions import load
+
+    module = load(V6)
+    state = torch.load(checkpoint, weights_only=True)
+    vars(module).update(state["hyperparameters"])
+    model = module.BabyGPT(len(state["vocab"]))
+    model.load_state_dict(state["model"])
+    weights = attention.attention_weights(module, model.eval(), torch.tensor([[1, 2, 3, 4, 5]]))
+    assert len(weights) == 2 and all(len(layer) == 2 for layer in weights)
+    for wei in (w for layer in weights for w in layer):
+        assert wei.shape == (5, 5)
+        torch.testing.assert_close(wei.sum(dim=-1), torch.ones(5))  # 每一行加起来是 1
+        assert torch.all(wei.triu(diagonal=1) == 0)  # 看不到后面的字
+
+
+def test_versions_without_hand_written_heads_are_a_clear_error(tmp_path):
+    r = subprocess.run([sys.executable, str(ATTENTION), "--version=v2"], capture_output=True, text=True,
+                       encoding="utf-8", check=False)
+    assert r.returncode == 1 and r.stderr.startswith("错误：v2 没有手写的注意力头")
