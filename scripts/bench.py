@@ -16,14 +16,13 @@
 import argparse
 import datetime
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from versions import ROOT, hyperparameters, load, parse_steps, versions
+from versions import ROOT, hyperparameters, load, machine, parse_steps, versions
 
 SIZES = {  # 名字 -> (超参数, 比较验证损失时训练几步)
     "CPU 命令": ({"batch_size": 16, "block_size": 64, "n_embed": 64, "n_layer": 3, "n_head": 4, "dropout": 0.0}, 300),
@@ -106,17 +105,6 @@ def final_val_loss(script, size, steps, device):
     if r.returncode != 0:
         sys.exit(f"错误：{script.name} 失败：{r.stderr.strip()[-300:]}")
     return parse_steps(r.stdout)[-1]["val_loss"], " ".join(args)
-
-
-def machine(device):
-    cpu = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = f"，{torch.cuda.get_device_name(0)}" if device == "cuda" else ""
-    return f"{cpu}，{os.cpu_count()} 核{gpu}，Python {platform.python_version()}，PyTorch {torch.__version__}"
 
 
 def main():

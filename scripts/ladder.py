@@ -20,7 +20,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -37,6 +36,7 @@ from versions import (
     find_cjk_font,
     flags,
     hyperparameters,
+    machine,
     number,
     parse_samples,
     parse_steps,
@@ -114,16 +114,6 @@ def run_version(tag, script, args, budget_seconds, env, position):
     result.update(steps=final["step"], final_train_loss=final["train_loss"], final_val_loss=final["val_loss"],
                   tokens_per_sec=final["tokens_per_sec"], wall_seconds=round(time.time() - start, 1))
     return result
-
-
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}，{os.cpu_count()} 核，Python {platform.python_version()}，PyTorch {torch.__version__}"
 
 
 def first_line(text, width=24):

@@ -5,6 +5,8 @@ scripts/ 里的工具和 tests/ 都用这一份，不各写各的。
 
 import ast
 import importlib.util
+import os
+import platform
 import re
 from pathlib import Path
 
@@ -91,3 +93,16 @@ def find_cjk_font():
     from matplotlib import font_manager
     installed = {font.name for font in font_manager.fontManager.ttflist}
     return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def machine(device=None):
+    """这台机器的一句话说明（处理器、核数、Python、PyTorch；在 CUDA 上再加显卡），写进报告里。"""
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f"，{torch.cuda.get_device_name(0)}" if device == "cuda" else ""
+    return f"{cpu}，{os.cpu_count()} 核{gpu}，Python {platform.python_version()}，PyTorch {torch.__version__}"
