@@ -372,8 +372,10 @@ def main():
         if rank == 0:
             start_wandb()  # 记录这次训练：超参数、每次评估的损失、写出的词
         model, tokenizer = train(args, device, rank, world_size)
-    if rank != 0:  # 写词只让 0 号进程来
+    if world_size > 1:  # 训练完了：等 0 号进程存好检查点，大家一起退出进程组，不留下等待的进程
+        dist.barrier()
         dist.destroy_process_group()
+    if rank != 0:  # 写词只让 0 号进程来
         return
     model.eval()  # 写词时关掉训练才用的随机性（dropout）
     samples = wandb.Table(columns=["prompt", "text"])
@@ -385,8 +387,6 @@ def main():
     if args.interactive:  # 一行一个开头，空行或 Ctrl-D 结束
         for prompt in ask_for_prompts(tokenizer):
             write(model, tokenizer, prompt, device)
-    if world_size > 1:
-        dist.destroy_process_group()  # 好好退出进程组，不留下等待的进程
 
 
 # ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================

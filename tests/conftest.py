@@ -3,12 +3,15 @@
 读输出、找版本、查某个版本有哪些参数：都用 scripts/versions.py 那一份（scripts/ladder.py 也用它）。
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+# pytest-xdist 每个核一个进程；每个进程（和它启动的脚本）再开几个线程，两核上就互相抢得很慢：一个线程就够
+os.environ["OMP_NUM_THREADS"] = "1"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from versions import ROOT, flags, load, parse_samples, parse_steps, versions
 
