@@ -264,11 +264,12 @@ def train(args, device):
     step = load_checkpoint(args, model, optimizer, tokenizer) if args.resume else 0
     announce_time(model, step, device)  # 先量一量要多久：配置对这台机器太大时马上说
     torch.backends.cuda.matmul.allow_tf32 = True  # 快：GPU 上 float32 矩阵乘法用 TF32
-    amp = torch.autocast(device, dtype=torch.bfloat16, enabled=pick_dtype(device) == "bfloat16")  # 快：bf16 混合精度
+    precision = pick_dtype(device)  # float32 或 bfloat16
+    amp = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bfloat16")  # 快：bf16 混合精度
     if compile not in ("auto", "0", "1"):
         fail(f"--compile={compile} 不对：只能是 auto、0 或 1")
     use_compile = compile == "1" or (compile == "auto" and device == "cuda")
-    print(f"加速：精度 {pick_dtype(device)}，torch.compile {'开' if use_compile else '关'}")
+    print(f"加速：精度 {precision}，torch.compile {'开' if use_compile else '关'}")
     fast_model = compiled(model, device, amp) if use_compile else model  # 和 model 是同一份参数
 
     with Progress(step, device) as progress:  # 计时，接住 Ctrl-C（见脚手架）
