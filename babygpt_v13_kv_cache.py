@@ -343,6 +343,12 @@ WRITING = list(HYPERPARAMETERS)[list(HYPERPARAMETERS).index("seed"):]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def keep_printing():  # 控制台编码不了的字（GBK 里没有“・”）印成“?”，而不是让 print 报错、弄丢训练
+    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 README 的 Windows 一节
+        if hasattr(stream, "reconfigure"):  # Jupyter 的输出流没有 reconfigure，它本来就是 UTF-8
+            stream.reconfigure(errors="replace")
+
+
 def fail(message):  # 一行中文报错，不打印 traceback，退出码 1
     print(f"错误：{message}", file=sys.stderr)
     sys.exit(1)
@@ -360,6 +366,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parse_args():
+    keep_printing()
     signal.signal(signal.SIGINT, exit_now)
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                             allow_abbrev=False)

@@ -220,11 +220,17 @@ def pick_next(logits):
 def pick_dtype(device):  # --dtype=auto：在各种设备上实测最快的（见 docs/speed.md）
     if dtype not in ("auto", "float32", "bfloat16"):
         fail(f"--dtype={dtype} 不对：只能是 auto、float32 或 bfloat16")
+    if dtype == "bfloat16":  # 先试一下：老显卡、老 PyTorch 的 MPS 做不了 bf16 混合精度，说一行，不要深处的 traceback
+        try:
+            with torch.autocast(device, dtype=torch.bfloat16):
+                (torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)).sum().item()
+        except RuntimeError as e:
+            fail(f"--dtype=bfloat16 在 {device} 上用不了（{str(e).strip().splitlines()[0][:80]}）：改用 --dtype=float32")
     if dtype != "auto":
         return dtype
     if device == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    # CPU：有 bf16 指令（AVX512-BF16、AMX）时 bf16 快，没有时慢得多；MPS 用 float32
+    # CPU：有 bf16 指令（AVX512-BF16、AMX）时 bf16 快，没有时（只有 AVX2）慢得多；MPS 上没实测过 bf16，用 float32
     return "bfloat16" if device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
 
 
@@ -275,7 +281,8 @@ def train(args, device, rank, world_size):
     announce_time(model, step, device)  # 先量一量要多久：配置对这台机器太大时马上说
     torch.backends.cuda.matmul.allow_tf32 = True  # 快：GPU 上 float32 矩阵乘法用 TF32
     precision = pick_dtype(device)  # float32 或 bfloat16
-    amp = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bfloat16")  # 快：bf16 混合精度
+    # 快：bf16 混合精度。float32 时不建 autocast：老 PyTorch 在 MPS 上连 enabled=False 的 autocast 都建不了
+    amp = torch.autocast(device, dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
     if compile not in ("auto", "0", "1"):
         fail(f"--compile={compile} 不对：只能是 auto、0 或 1")
     use_compile = compile == "1" or (compile == "auto" and device == "cuda")
@@ -363,7 +370,7 @@ def start_wandb():
 def main():
     args = parse_args()  # 命令行改过的超参数在这里生效（见文件末尾的脚手架）
     if os.environ.get("RANK", "0") != "0":  # torchrun 启动的其他进程不打印：只有 0 号进程说话
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 进程结束时自然关闭
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 进程结束时自然关闭
     device = pick_device(args.device)
     rank, world_size = start_ddp(device)
     torch.manual_seed(seed)  # 每个进程同一个种子：抽出同样的全局 batch，模型的初始参数也一样
@@ -398,6 +405,12 @@ WRITING = list(HYPERPARAMETERS)[list(HYPERPARAMETERS).index("seed"):]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def keep_printing():  # 控制台编码不了的字（GBK 里没有“・”）印成“?”，而不是让 print 报错、弄丢训练
+    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 README 的 Windows 一节
+        if hasattr(stream, "reconfigure"):  # Jupyter 的输出流没有 reconfigure，它本来就是 UTF-8
+            stream.reconfigure(errors="replace")
+
+
 def fail(message):  # 一行中文报错，不打印 traceback，退出码 1
     print(f"错误：{message}", file=sys.stderr)
     sys.exit(1)
@@ -415,6 +428,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parse_args():
+    keep_printing()
     signal.signal(signal.SIGINT, exit_now)
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                             allow_abbrev=False)

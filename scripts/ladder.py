@@ -68,6 +68,33 @@ def fmt_seconds(s):
     return f"{int(s // 60)}m{int(s % 60):02d}s" if s >= 60 else f"{s:.0f}s"
 
 
+class CtrlC:
+    """Ctrl-C 时：转给正在训练的版本（它存好检查点、写完词就退出），接着把它的输出读完，再退出，什么也不写。
+
+    不能一收到 Ctrl-C 就不读了：版本脚本往管道里写，管道满了它就一直卡在 print 上，永远退不出来。
+    终端里按 Ctrl-C 时子进程自己也收到一次；脚本把 1 秒内重复的 Ctrl-C 当成同一次。"""
+
+    pressed = False
+    child = None
+
+    @classmethod
+    def handler(cls, *_):
+        cls.pressed = True
+        if cls.child and cls.child.poll() is None:
+            cls.child.send_signal(signal.SIGINT)
+            timer = threading.Timer(GRACE_SECONDS, kill_if_running, (cls.child,))  # 过一会儿还不退出就强行结束
+            timer.daemon = True
+            timer.start()
+
+
+GRACE_SECONDS = 20  # 收到 Ctrl-C 以后，版本脚本最多还有这么多秒存检查点、写词
+
+
+def kill_if_running(proc):
+    if proc.poll() is None:
+        proc.kill()
+
+
 def run_version(tag, script, args, budget_seconds, env, position):
     """跑一个版本，边跑边报进度；返回从它的输出里读出的结果。"""
     command = [sys.executable, "-u", str(script), *args]
@@ -75,14 +102,22 @@ def run_version(tag, script, args, budget_seconds, env, position):
     start = time.time()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
                             stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    CtrlC.child = proc
+    if CtrlC.pressed:  # Ctrl-C 正好落在启动它的那一刻
+        CtrlC.handler()
+    errors = []  # stderr 另开一个线程读：两个管道哪个满了都会卡住子进程
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    reader.start()
     timer = None
     if budget_seconds:  # 时间到了就像学习者按 Ctrl-C：脚本存好检查点、写完词再退出
         timer = threading.Timer(budget_seconds, proc.send_signal, (signal.SIGINT,))
         timer.start()
     lines = []
     try:
-        for line in proc.stdout:
+        for line in proc.stdout:  # 一直读到子进程关掉输出（退出）为止，Ctrl-C 以后也读
             lines.append(line)
+            if CtrlC.pressed:
+                continue
             if parsed := parse_steps(line):
                 evaluation = parsed[0]
                 step, total = evaluation.pop("step"), evaluation.pop("total")
@@ -99,14 +134,17 @@ def run_version(tag, script, args, budget_seconds, env, position):
                 result["device"] = m[1]
             elif m := TIMING.match(line):
                 result["train_loop_seconds"], result["eval_seconds"] = float(m[1]), float(m[2])
-        stderr = proc.stderr.read()
         proc.wait()
+        reader.join()
     finally:
+        CtrlC.child = None
         if timer:
             timer.cancel()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait()
+        kill_if_running(proc)  # 出了别的错（比如打印进度失败）：不留下还在训练的子进程
+        proc.wait()
+    if CtrlC.pressed:
+        raise KeyboardInterrupt
+    stderr = "".join(errors)
     if proc.returncode != 0 or not result["evals"]:
         sys.exit(f"错误：{script.name} 失败（退出码 {proc.returncode}）：{stderr.strip()[-500:]}")
     result["samples"] = parse_samples("".join(lines))
@@ -281,10 +319,13 @@ def main():
     on_cpu = args.device == "cpu" or (not args.device and not torch.cuda.is_available()
                                       and not torch.backends.mps.is_available())
     results, start = [], time.time()
+    signal.signal(signal.SIGINT, CtrlC.handler)  # Ctrl-C：等正在跑的版本停好，再退出，不写结果
     with tempfile.TemporaryDirectory() as scratch:  # 检查点和 wandb 记录放临时目录，跑完即删
         env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": scratch, "WANDB_SILENT": "true"}
         try:
             for i, tag in enumerate(chosen, 1):
+                if CtrlC.pressed:
+                    raise KeyboardInterrupt
                 done = time.time() - start
                 left = done / (i - 1) * (len(chosen) - i + 1) if i > 1 else None
                 print(f"[{i}/{len(chosen)}] {available[tag].name}" + (f"（全部还需约 {fmt_seconds(left)}）" if left else ""),
@@ -295,6 +336,8 @@ def main():
                 result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]
                 results.append(result)
             counting = run_counting(versions()["v0"]) if args.same and "v0" in versions() else None
+            if CtrlC.pressed:  # 在两个版本之间按的
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             sys.exit("\n中断：没有写任何结果（docs/ 里原来的文件原样保留）。")
 

@@ -3,7 +3,9 @@
 读输出、找版本、查某个版本有哪些参数：都用 scripts/versions.py 那一份（scripts/ladder.py 也用它）。
 """
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from versions import ROOT, flags, load, parse_samples, parse_steps, versions
 
 VERSIONS = [path for tag, path in versions().items() if tag != "v0"]  # 神经网络的版本（v0 是数数，另测）
-__all__ = ["ROOT", "VERSIONS", "load", "run", "samples", "steps", "tiny_args"]
+__all__ = ["ROOT", "VERSIONS", "descendants", "load", "run", "run_command", "samples", "started", "steps", "tiny_args"]
 
 
 def tiny_args(script, **overrides):
@@ -29,10 +31,58 @@ def tiny_args(script, **overrides):
     return [f"--{k}={v}" for k, v in args.items() if k in known]
 
 
-def run(script, *args, env=None, timeout=180, stdin=None):
-    return subprocess.run([sys.executable, str(script), *map(str, args)], check=False, capture_output=True, text=True,
-                          encoding="utf-8", input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
-                          timeout=timeout, env=env)
+def descendants(pid):
+    """pid 的所有子孙进程（读 /proc；没有 /proc 的系统上是 []）。torchrun 的 worker 自己另开会话，杀进程组杀不到。"""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # 进程刚好结束了
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop(proc):
+    """杀掉 proc、它的整个进程组和所有子孙进程，再收尸。测试结束（通过、失败、超时都一样）时调用。"""
+    for pid in descendants(proc.pid):  # 先记下子孙：父进程一死，它们就挂到 init 下面，找不到了
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)  # 进程组号 = proc 的 pid（start_new_session）
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+
+
+@contextlib.contextmanager
+def started(command, *, encoding="utf-8", stdin=subprocess.DEVNULL, **kwargs):
+    """启动一个进程（自己一个进程组），用完、出错或超时都连同它的子孙一起杀掉：失败的测试不留下进程。"""
+    proc = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
+                            text=True, encoding=encoding, start_new_session=True, **kwargs)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def run_command(command, *, env=None, timeout=180, stdin=None, encoding="utf-8", cwd=None):
+    """像 subprocess.run，但超时或出错时一个进程也不留下。"""
+    with started(command, env=env, cwd=cwd, encoding=encoding,
+                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL) as proc:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run(script, *args, **kwargs):
+    """像学习者一样运行一个脚本：python 脚本 参数……"""
+    return run_command([sys.executable, script, *args], **kwargs)
 
 
 def steps(stdout):

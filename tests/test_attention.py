@@ -1,7 +1,6 @@
 """scripts/attention.py：从一个训练过的小检查点画出每层每个头的注意力；没有中文字体时一行说明。"""
 
 import struct
-import subprocess
 import sys
 
 import pytest
@@ -21,8 +20,7 @@ def checkpoint(tmp_path_factory, small_corpus):
 
 
 def draw(checkpoint, out, *args):
-    return subprocess.run([sys.executable, str(ATTENTION), "--version=v6", f"--checkpoint={checkpoint}",
-                           f"--out={out}", *args], capture_output=True, text=True, encoding="utf-8", check=False)
+    return run(ATTENTION, "--version=v6", f"--checkpoint={checkpoint}", f"--out={out}", *args)
 
 
 def test_draws_every_layer_and_head(checkpoint, tmp_path):
@@ -58,6 +56,5 @@ def test_attention_rows_are_causal_distributions(checkpoint):
 
 
 def test_versions_without_hand_written_heads_are_a_clear_error(tmp_path):
-    r = subprocess.run([sys.executable, str(ATTENTION), "--version=v2"], capture_output=True, text=True,
-                       encoding="utf-8", check=False)
+    r = run(ATTENTION, "--version=v2")
     assert r.returncode == 1 and r.stderr.startswith("错误：v2 没有手写的注意力头")

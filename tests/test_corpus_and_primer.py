@@ -3,8 +3,6 @@
 import hashlib
 import json
 import re
-import subprocess
-import sys
 
 from conftest import ROOT, run
 
@@ -36,8 +34,7 @@ def test_prepare_ci_order_format_and_exclusions(tmp_path):
     write_json(dist / "songci" / "宋词三百首.json", [ci("重复", "我", "重复。")])
     write_json(dist / "songci" / "author.song.json", [{"name": "某人", "description": "不是词"}])
     out = tmp_path / "out.txt"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_ci.py"), str(tmp_path / "package"),
-                        f"--out={out}"], capture_output=True, text=True, encoding="utf-8", check=False)
+    r = run(ROOT / "scripts" / "prepare_ci.py", tmp_path / "package", f"--out={out}")
     assert r.returncode == 0, r.stderr
     assert out.read_text(encoding="utf-8") == (
         "应天长 李璟\n一钩初月临妆镜。\n\n甲 零\n第一句。\n第二句。\n\n乙 二千\n二。\n\n丙 一万\n万。\n")

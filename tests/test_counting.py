@@ -1,11 +1,10 @@
 """v0：只用 Python 自带的东西数数；验证损失算得对；写出的词从开头开始；报错是一行中文。"""
 
 import math
-import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, load, run, samples
+from conftest import ROOT, load, run, run_command, samples
 
 V0 = ROOT / "babygpt_v0_counting.py"
 pytestmark = pytest.mark.skipif(not V0.exists(), reason="v0 还没有")
@@ -14,8 +13,7 @@ NO_TORCH = ("import runpy, sys; sys.modules['torch'] = sys.modules['numpy'] = No
 
 
 def test_runs_without_torch_and_beats_nothing_but_counting():
-    r = subprocess.run([sys.executable, "-c", NO_TORCH, str(V0), "--max_new_tokens=20"], capture_output=True,
-                       text=True, encoding="utf-8", check=False, timeout=120)
+    r = run_command([sys.executable, "-c", NO_TORCH, V0, "--max_new_tokens=20"], timeout=120)
     assert r.returncode == 0, r.stderr
     loss = float(r.stdout.split("验证损失 ")[1].split("（")[0])
     assert 4.9 < loss < 5.3  # 随机猜是 ln(6104) ≈ 8.72；数数能到 5.08 左右

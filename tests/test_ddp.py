@@ -2,12 +2,11 @@
 只有 0 号进程存检查点、写词。"""
 
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import VERSIONS, run, samples, steps, tiny_args
+from conftest import VERSIONS, run, run_command, samples, steps, tiny_args
 from versions import number
 
 V15 = next((p for p in VERSIONS if number(p) == 15), None)
@@ -30,9 +29,8 @@ v15.dist.destroy_process_group()
 
 def torchrun(*args, processes=2):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}  # 两个进程各用一个线程，不抢核
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc_per_node={processes}", *map(str, args)], capture_output=True, text=True,
-                          encoding="utf-8", env=env, check=False, timeout=180, stdin=subprocess.DEVNULL)
+    return run_command([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                        *args], env=env)
 
 
 def tiny(**overrides):

@@ -4,10 +4,10 @@ import json
 import os
 import signal
 import struct
-import subprocess
 import sys
+import time
 
-from conftest import ROOT
+from conftest import ROOT, descendants, run, started
 
 LADDER = ROOT / "scripts" / "ladder.py"
 TINY = ["--steps", "20", "--set", "batch_size=4", "--set", "block_size=16", "--set", "n_embed=16",
@@ -15,8 +15,7 @@ TINY = ["--steps", "20", "--set", "batch_size=4", "--set", "block_size=16", "--s
 
 
 def test_two_versions_make_a_table_and_a_picture(small_corpus, tmp_path):
-    r = subprocess.run([sys.executable, str(LADDER), "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}",
-                        "--out", str(tmp_path)], capture_output=True, text=True, encoding="utf-8", check=False)
+    r = run(LADDER, "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     assert "[1/2] babygpt_v1.py" in r.stdout and "v3 step 20/20" in r.stdout  # 边跑边报进度
 
@@ -42,15 +41,21 @@ def test_two_versions_make_a_table_and_a_picture(small_corpus, tmp_path):
 
 
 def test_interrupted_run_leaves_old_results_alone(small_corpus, tmp_path):
+    """Ctrl-C 给 ladder.py：它转给正在训练的版本，把版本的输出读完，几秒内退出，什么也不写。
+    版本每一步都评估、打印（eval_interval=1），管道很快就满：以前 ladder 不再读，版本就卡在 print 上，永远不退出。"""
     (tmp_path / "ladder.md").write_text("上一次的结果", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, str(LADDER), "--only", "v1,v2", *TINY, "--steps", "100000",
-                             "--set", f"data={small_corpus}", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
-    for line in proc.stdout:
-        if "v1 step 10/" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    command = [sys.executable, LADDER, "--only", "v1,v2", *TINY, "--steps", "100000", "--set", "eval_interval=1",
+               "--set", f"data={small_corpus}", "--out", tmp_path]
+    with started(command) as proc:
+        for line in proc.stdout:
+            if "v1 step 10/" in line:
+                break
+        time.sleep(4)  # 这几秒不读 ladder 的输出：它卡在 print 上，版本的管道跟着满
+        proc.send_signal(signal.SIGINT)
+        pressed = time.time()
+        _, err = proc.communicate(timeout=60)
+        assert time.time() - pressed < 20
+        assert not descendants(proc.pid)  # 版本脚本也退出了
     assert proc.returncode != 0 and "中断" in err and "Traceback" not in err
     assert (tmp_path / "ladder.md").read_text(encoding="utf-8") == "上一次的结果"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ladder.md"]
@@ -70,8 +75,7 @@ def test_big_versions_keep_the_cpu_command_when_steps_or_settings_are_given():
 
 
 def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path):
-    r = subprocess.run([sys.executable, str(LADDER), "--same", "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}",
-                        "--out", str(tmp_path)], capture_output=True, text=True, encoding="utf-8", check=False)
+    r = run(LADDER, "--same", "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "ladder_same.json").read_text(encoding="utf-8"))
     assert [x["script"] for x in report["results"]] == ["babygpt_v1.py", "babygpt_v3_self_attention.py"]

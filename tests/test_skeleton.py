@@ -6,13 +6,12 @@
 import math
 import re
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 import torch
-from conftest import ROOT, load, run, samples, steps, tiny_args
+from conftest import ROOT, load, run, samples, started, steps, tiny_args
 from versions import hyperparameters, parse_writing_speeds
 
 V1 = ROOT / "babygpt_v1.py"
@@ -64,8 +63,8 @@ def test_checkpoint_and_resume(small_corpus, tmp_path):
 
 
 def start(args, tmp_path):
-    return subprocess.Popen([sys.executable, str(V1), *args, f"--out_dir={tmp_path}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, encoding="utf-8")
+    """启动 v1（with 语句里用）：测试结束时连同子进程一起杀掉。"""
+    return started([sys.executable, V1, *args, f"--out_dir={tmp_path}"])
 
 
 def read_until(proc, prefix):
@@ -79,10 +78,10 @@ def read_until(proc, prefix):
 
 
 def test_ctrl_c_during_training_saves_checkpoint_and_still_writes(small_corpus, tmp_path):
-    proc = start([*tiny_args(V1, max_iters=100000, eval_interval=50), f"--data={small_corpus}"], tmp_path)
-    read_until(proc, "step    50/")  # 等训练真的开始了再按 Ctrl-C
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    with start([*tiny_args(V1, max_iters=100000, eval_interval=50), f"--data={small_corpus}"], tmp_path) as proc:
+        read_until(proc, "step    50/")  # 等训练真的开始了再按 Ctrl-C
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "收到 Ctrl-C" in out
     saved = torch.load(tmp_path / "babygpt_v1.pt", weights_only=True)["step"]
@@ -94,18 +93,18 @@ def test_ctrl_c_during_training_saves_checkpoint_and_still_writes(small_corpus, 
 def test_too_big_is_said_at_once_and_ctrl_c_stops_the_first_evaluation(small_corpus, tmp_path):
     """评估慢得出奇（eval_iters 极大）：开头几行就说要多久、给出缩小命令；第一次评估中按 Ctrl-C 立刻停下。"""
     began = time.time()
-    proc = start([*tiny_args(V1, eval_iters=2_000_000), f"--data={small_corpus}"], tmp_path)
-    early = read_until(proc, "注意：")
-    early += [next(proc.stdout)]
-    assert time.time() - began < 30 and not any(line.startswith("step") for line in early)
-    estimate = next(line for line in early if line.startswith("预计用时约"))
-    assert re.search(r"约 \d+h\d\dm", estimate), estimate  # 超过一小时
-    assert "把 batch_size、block_size、n_embed 或 max_iters 改小" in early[-2]  # v1 的说明里没有 CPU 命令
-    assert early[-1].startswith("也可以就这样跑下去")
-    time.sleep(3)  # 警告打印完马上就开始第一次评估（要几百秒）；警告之前按 Ctrl-C 是“立刻退出”，不是这里要测的
-    pressed = time.time()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    with start([*tiny_args(V1, eval_iters=2_000_000), f"--data={small_corpus}"], tmp_path) as proc:
+        early = read_until(proc, "注意：")
+        early += [next(proc.stdout)]
+        assert time.time() - began < 30 and not any(line.startswith("step") for line in early)
+        estimate = next(line for line in early if line.startswith("预计用时约"))
+        assert re.search(r"约 \d+h\d\dm", estimate), estimate  # 超过一小时
+        assert "把 batch_size、block_size、n_embed 或 max_iters 改小" in early[-2]  # v1 的说明里没有 CPU 命令
+        assert early[-1].startswith("也可以就这样跑下去")
+        time.sleep(3)  # 警告打印完马上就开始第一次评估（要几百秒）；警告之前按 Ctrl-C 是“立刻退出”，不是这里要测的
+        pressed = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
     assert time.time() - pressed < 20 and proc.returncode == 0 and "Traceback" not in err, err
     assert "收到 Ctrl-C" in out and "step" not in out  # 一次评估都没做完
     assert torch.load(tmp_path / "babygpt_v1.pt", weights_only=True)["step"] == 0
@@ -128,10 +127,10 @@ def test_v11_defaults_on_a_cpu_say_so_with_the_cpu_command(capsys):
 
 
 def test_ctrl_c_while_writing_exits_at_once(small_corpus, tmp_path):
-    proc = start([*tiny_args(V1, max_new_tokens=10**8), f"--data={small_corpus}"], tmp_path)
-    read_until(proc, "检查点已保存")
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    with start([*tiny_args(V1, max_new_tokens=10**8), f"--data={small_corpus}"], tmp_path) as proc:
+        read_until(proc, "检查点已保存")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and err.strip() == "已中断（Ctrl-C）。", err
     assert samples(out) == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["babygpt_v1.pt"]  # 没有半个文件

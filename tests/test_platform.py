@@ -1,0 +1,111 @@
+"""学习者的各种机器：GBK 控制台、老 PyTorch 的 Mac（MPS）；失败的测试不留下进程。
+
+这台机器上跑不了的路径在这里模拟：Python 按 GBK 输出（PYTHONIOENCODING=gbk，和中文 Windows 上输出到文件、
+管道时一样），torch.autocast 像 PyTorch 2.1/2.2 在 MPS 上那样一建就报错。
+"""
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, VERSIONS, descendants, load, run, samples, started, tiny_args
+from versions import number
+
+V0 = ROOT / "babygpt_v0_counting.py"
+NOT_IN_GBK = "・"  # ci.txt 里有 2,377 个（词牌名“摊破丑奴儿・采桑子”），GBK 里没有
+
+
+@pytest.fixture(scope="module")
+def corpus_with_dot(tmp_path_factory, small_corpus):
+    path = tmp_path_factory.mktemp("gbk") / "dot.txt"
+    text = small_corpus.read_text(encoding="utf-8")
+    path.write_text(f"摊破丑奴儿{NOT_IN_GBK}采桑子 无名氏\n春江花月夜。\n\n" + text, encoding="utf-8")
+    return path
+
+
+def gbk_env():
+    return {**os.environ, "PYTHONIOENCODING": "gbk", "WANDB_MODE": "disabled"}
+
+
+@pytest.mark.parametrize("path", [VERSIONS[0], VERSIONS[-1]], ids=lambda p: p.stem)
+def test_gbk_console_never_crashes(path, corpus_with_dot, tmp_path):
+    """输出到管道、按 GBK 编码：写出的词里有 GBK 没有的字，脚本照样写完每一首（那个字印成“?”）。"""
+    title = f"摊破丑奴儿{NOT_IN_GBK}采桑子"
+    r = run(path, *tiny_args(path, max_iters=10, max_new_tokens=30), f"--prompts=春江,{title}", "--interactive",
+            f"--data={corpus_with_dot}", f"--out_dir={tmp_path}", env=gbk_env(), encoding="gbk", stdin="往事\n")
+    assert r.returncode == 0, r.stderr
+    assert set(samples(r.stdout)) == {"春江", "摊破丑奴儿?采桑子", "往事"}  # 每一首都写出来了，包括交互输入的
+    assert len(samples(r.stdout)["摊破丑奴儿?采桑子"]) == len(title) + 30
+
+
+def test_gbk_error_messages_and_v0_never_crash(small_corpus, tmp_path):
+    bad = run(VERSIONS[0], *tiny_args(VERSIONS[0]), "--prompts=🌸", f"--data={small_corpus}",  # 语料和 GBK 里都没有
+              f"--out_dir={tmp_path}", env=gbk_env(), encoding="gbk")
+    assert bad.returncode == 1 and bad.stderr == "错误：开头里的字不在词表里：?（换成语料里有的字）\n"
+    v0 = run(V0, "--max_new_tokens=20", f"--prompts={NOT_IN_GBK}", env=gbk_env(), encoding="gbk")
+    assert v0.returncode == 0, v0.stderr
+    assert set(samples(v0.stdout)) == {"?"} and len(samples(v0.stdout)["?"]) == 21
+
+
+def raising_autocast(*args, **kwargs):  # PyTorch 2.1/2.2 在 MPS 上：先查设备类型，enabled=False 也报错
+    raise RuntimeError("User specified an unsupported autocast device_type 'mps'")
+
+
+def train_in_process(path, args, monkeypatch):
+    module = load(path)
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        module.main()
+    finally:
+        signal.signal(signal.SIGINT, handler)  # 脚本装的 Ctrl-C 处理不留在测试进程里
+
+
+@pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) >= 14], ids=lambda p: p.stem)
+def test_float32_builds_no_autocast(path, small_corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch, "autocast", raising_autocast)
+    train_in_process(path, [*tiny_args(path, max_iters=10), f"--data={small_corpus}", f"--out_dir={tmp_path}"],
+                     monkeypatch)
+    out = capsys.readouterr().out
+    assert "加速：精度 float32" in out and set(samples(out)) == {"春江", "往事"}
+    assert torch.load(tmp_path / f"{path.stem}.pt", weights_only=True)["step"] == 10
+
+
+@pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) >= 14][:1], ids=lambda p: p.stem)
+def test_bf16_where_it_cannot_run_is_one_line(path, small_corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch, "autocast", raising_autocast)
+    with pytest.raises(SystemExit) as exit_info:
+        train_in_process(path, [*tiny_args(path, dtype="bfloat16"), f"--data={small_corpus}",
+                                f"--out_dir={tmp_path}"], monkeypatch)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == ("错误：--dtype=bfloat16 在 cpu 上用不了（User specified an unsupported autocast "
+                                       "device_type 'mps'）：改用 --dtype=float32\n")
+    assert not list(tmp_path.iterdir())
+
+
+GRANDCHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_failing_test_leaves_no_process(tmp_path):
+    """started()：超时（测试失败）时，连另开会话的孙进程（像 torchrun 的 worker）一起杀掉。"""
+    with pytest.raises(TimeoutError), started([sys.executable, "-c", GRANDCHILD]) as proc:
+        grandchild = int(proc.stdout.readline())
+        assert grandchild in descendants(proc.pid)
+        raise TimeoutError  # 测试在这里失败
+    time.sleep(0.2)
+    for pid in (proc.pid, grandchild):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue  # 已经没有了
+        assert state == "Z", (pid, state)  # 只剩等人收尸的僵尸，不再运行
