@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -441,7 +442,9 @@ def read_checkpoint(args, how_to_make_one):
     if not os.path.exists(path):
         fail(f"没有检查点 {path}：{how_to_make_one}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)  # 只读张量和普通数据，不执行文件里的代码
+        with warnings.catch_warnings():  # PyTorch 2.1 读检查点时会多打印一条无害的 TypedStorage 警告
+            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            return torch.load(path, map_location="cpu", weights_only=True)  # 只读张量和普通数据，不执行文件里的代码
     except Exception:  # noqa: BLE001 坏文件可能抛出各种异常，都换成一行中文
         fail(f"检查点 {path} 读不出来（文件坏了？）")
 

@@ -12,6 +12,7 @@ scaled_dot_product_attention，不生成权重矩阵。图上每一格：行是�
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -94,7 +95,9 @@ def main():
     path = Path(args.checkpoint or ROOT / "checkpoints" / f"{found[args.version].stem}.pt")
     if not path.exists():
         fail(f"没有检查点 {path}：先训练一次（python {found[args.version].name}）")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with warnings.catch_warnings():  # PyTorch 2.1 读检查点时会多打印一条无害的 TypedStorage 警告
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        state = torch.load(path, map_location="cpu", weights_only=True)
     vars(module).update(state["hyperparameters"], temperature=0, top_k=0, dropout=0.0)
     tokenizer = module.Tokenizer("".join(state["vocab"]))
     missing = [ch for ch in args.text if ch not in tokenizer.stoi]

@@ -12,8 +12,9 @@ import torch
 from conftest import ROOT, VERSIONS, load, run, samples, steps, tiny_args
 from versions import hyperparameters, number
 
-ALLOWED_IMPORTS = {"argparse", "contextlib", "datetime", "os", "signal", "socket", "sys", "time", "urllib.request", "torch",
-                   "torch.nn", "torch.nn.functional", "torch.distributed", "torch.nn.parallel", "wandb"}
+ALLOWED_IMPORTS = {"argparse", "contextlib", "datetime", "os", "signal", "socket", "sys", "time", "urllib.request",
+                   "warnings", "torch", "torch.nn", "torch.nn.functional", "torch.distributed", "torch.nn.parallel",
+                   "wandb"}
 MARKERS = ("# ---------------- 1. 分词器", "# ---------------- 2. 模型", "# ---------------- 3. 取数据",
            "# ---------------- 4. 训练", "# ================ 脚手架")
 # 每一步的代码改动（不算文档字符串和注释）最多几行：多数版本 25 行，v12（wandb）40，v13（KV 缓存）45，
