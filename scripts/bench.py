@@ -74,14 +74,14 @@ def tokens_per_second(module, size, device, seconds, warmup, *, pad=True, tf32=F
     return (step - warmup) * size["batch_size"] * size["block_size"] / (time.time() - start), compile_seconds
 
 
-def speed_rows(v13, v14, size, device, seconds, warmup):
+def speed_rows(v13, v14, size, device, seconds, warmup, with_compile=True):
     cuda = device == "cuda"
     bf16_ok = torch.cuda.is_bf16_supported() if cuda else device == "cpu"
     rows = [("v13（上一版）", v13, {}, True), ("+ 融合 QKV + SDPA", v14, {"pad": False}, True),
             ("+ 词表补到 64 的倍数", v14, {}, True), ("+ TF32", v14, {"tf32": True}, cuda),
             ("+ bf16 自动混合精度", v14, {"tf32": cuda, "bf16": True}, bf16_ok),
             ("+ 融合 AdamW", v14, {"tf32": cuda, "bf16": bf16_ok, "fused": True}, cuda),
-            ("+ torch.compile", v14, {"tf32": cuda, "bf16": bf16_ok, "fused": cuda, "compile_model": True}, True)]
+            ("+ torch.compile", v14, {"tf32": cuda, "bf16": bf16_ok, "fused": cuda, "compile_model": True}, with_compile)]
     results, previous = [], None
     for name, module, options, applies in rows:
         if not applies:

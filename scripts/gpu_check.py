@@ -48,13 +48,15 @@ def size_args(size, steps, eval_interval, eval_iters, out_dir):
 
 def part_speed(found, size, device, quick):
     v13, v14 = load(found["v13"]), load(found["v14"])
-    rows = speed_rows(v13, v14, size, device, 0.5 if quick else 10, 1 if quick else 3)
+    rows = speed_rows(v13, v14, size, device, 0.5 if quick else 10, 1 if quick else 3, with_compile=not quick)
     base = rows[0][1]
     lines = ["| 加速 | 字/秒 | 比上一行 | 比 v13 | 编译用时 |", "|---|---:|---:|---:|---:|"]
     for name, speed, gain, compile_seconds in rows:
         lines.append(f"| {name} | 不适用 | | | |" if speed is None else
                      f"| {name} | {speed:,.0f} | {gain:.2f}× | {speed / base:.2f}× | "
                      f"{f'{compile_seconds:.1f} 秒' if compile_seconds else ''} |")
+    if quick:
+        lines.append("\n--quick：这里不编译（CPU 上编译一次要半分钟），torch.compile 见第 2 部分。")
     return lines
 
 

@@ -95,13 +95,22 @@ def find_cjk_font():
     return next((name for name in CJK_FONTS if name in installed), None)
 
 
+def cpu_features(flags):
+    """CPU 速度取决于的指令集（/proc/cpuinfo 的 flags）：有没有 bf16 指令决定 v14 的 --dtype=auto 选什么、快多少。"""
+    found = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
+    if found:
+        return "有 " + "、".join(found)
+    return "只有 AVX2（没有 AVX512-BF16）" if "avx2" in flags else "没有 AVX2"
+
+
 def machine(device=None):
-    """这台机器的一句话说明（处理器、核数、Python、PyTorch；在 CUDA 上再加显卡），写进报告里。"""
+    """这台机器的一句话说明（处理器和它的 bf16 指令、核数、Python、PyTorch；在 CUDA 上再加显卡），写进报告里。"""
     import torch
     cpu = platform.processor() or platform.machine()
     try:
         lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
         cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        cpu += f"（{cpu_features(next(line for line in lines if line.startswith('flags')).split())}）"
     except (OSError, StopIteration):
         pass
     gpu = f"，{torch.cuda.get_device_name(0)}" if device == "cuda" else ""
