@@ -66,7 +66,7 @@ def train_in_process(path, args, monkeypatch):
         signal.signal(signal.SIGINT, handler)  # 脚本装的 Ctrl-C 处理不留在测试进程里
 
 
-@pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) >= 14], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) in (14, 15)] + VERSIONS[-1:], ids=lambda p: p.stem)
 def test_float32_builds_no_autocast(path, small_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch, "autocast", raising_autocast)
     train_in_process(path, [*tiny_args(path, max_iters=10), f"--data={small_corpus}", f"--out_dir={tmp_path}"],

@@ -19,8 +19,10 @@ MARKERS = ("# ---------------- 1. 分词器", "# ---------------- 2. 模型", "#
            "# ---------------- 4. 训练", "# ================ 脚手架")
 # 每一步的代码改动（不算文档字符串和注释）最多几行：多数版本 25 行，v12（wandb）40，v13（KV 缓存）45，
 # v14（六种加速，注意力整个换成融合的写法，再加上 bf16 做不了时的一行报错）95，
-# v15（DDP：进程组、全局 batch 的切分、梯度累积、一起停）60
-DIFF_LIMIT = {12: 40, 13: 45, 14: 95, 15: 60}
+# v15（DDP：进程组、全局 batch 的切分、梯度累积、一起停）60；从 GPT 到 LLaMA：v16 RMSNorm 15，v17 RoPE 35，
+# v18 SwiGLU 15，v19 GQA 25
+DIFF_LIMIT = {12: 40, 13: 45, 14: 95, 15: 60, 16: 15, 17: 35, 18: 15, 19: 25}
+LLAMA = {16: "RMSNorm", 17: "RoPE", 18: "SwiGLU", 19: "GQA"}
 
 
 def sections(path):
@@ -155,3 +157,17 @@ def test_checks_come_with_the_hyperparameter(path, small_corpus, tmp_path):
     r = run(path, *tiny_args(path), bad, f"--data={small_corpus}", f"--out_dir={tmp_path}")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert re.fullmatch(r"错误：(dropout=1\.0 必须小于 1|n_embed=15 必须是 n_head=2 的整数倍)\n", r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("older, newer", [(a, b) for a, b in itertools.pairwise(VERSIONS) if number(b) in LLAMA],
+                         ids=lambda p: p.stem)
+def test_llama_steps_change_only_the_model(older, newer):
+    """v16..v19：只有模型（和 v19 的新超参数 n_kv_head）变了；分词器、取数据、训练、写词、脚手架一字不差。"""
+    old, new = sections(older), sections(newer)
+    assert old[1] == new[1] and old[3:] == new[3:]
+    before, after = hyperparameters(older), hyperparameters(newer)  # 开头只多了 n_kv_head（v19）
+    assert {k: v for k, v in after.items() if k != "n_kv_head"} == before
+    assert [n for n in load(newer).POSITIVE if n != "n_kv_head"] == list(load(older).POSITIVE)
+    assert [line for line in changed_lines(old[0], new[0]) if line.startswith("+ import")] == []
+    assert changed_lines(old[2], new[2])  # 模型确实变了
+    assert LLAMA[number(newer)] in ast.get_docstring(ast.parse(new[0]))
