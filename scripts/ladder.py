@@ -227,6 +227,20 @@ def run_counting(script):
             "wall_seconds": round(time.time() - start, 1), "samples": parse_samples(r.stdout)}
 
 
+def provenance(report):
+    """命令、机器、日期；--merge 出来的报告有几次运行，每次一行，并写明每个版本来自哪一次。"""
+    if "runs" not in report:
+        return [f"- 命令：`{report['command']}`", f"- 机器：{report['machine']}（设备 {report['device']}）",
+                f"- 日期：{report['date']}；总用时 {fmt_seconds(report['total_seconds'])}\n"]
+    lines = []
+    for i in report["runs_used"]:
+        run = report["runs"][i]
+        tags = [r["version"] for r in report["results"] if r["run"] == i]
+        lines.append(f"- 第 {i + 1} 次（{tags[0]}–{tags[-1]}）：`{run['command']}`；{run['machine']}；{run['date']}，"
+                     f"用时 {fmt_seconds(run['total_seconds'])}")
+    return [*lines, "- v0 的数数来自最后一次。\n"]
+
+
 def same_markdown(report):
     v0 = report["counting"]
     rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 用时 |",
@@ -243,13 +257,10 @@ def same_markdown(report):
         "## 同一配置：只差想法\n",
         (f"每个版本用同一套超参数（README 的 CPU 命令里这个版本有的那些）训练同样多的步数：{report['budget']}。"
         "两行之间唯一的不同就是那一版的想法。v0 不训练，只数数：它的验证损失是一条横线，神经网络要先打败它。\n"),
-        f"- 命令：`{report['command']}`",
-        f"- 机器：{report['machine']}（设备 {report['device']}）",
-        f"- 日期：{report['date']}；总用时 {fmt_seconds(report['total_seconds'])}\n",
-        *rows, "", "![同一配置下的验证损失](ladder_same.png)\n",
+        *provenance(report), *rows, "", "![同一配置下的验证损失](ladder_same.png)\n",
         ("“比上一版”是验证损失的变化（负数 = 这一版的想法让损失降了）。v10 起的 dropout 在这条命令里是 0"
         "（8 分钟远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，"
-        "数字也应当相同（v14 在这台 CPU 上默认用 bf16，数字略有不同）。\n")])
+        "数字也应当相同（v14 起在有 AVX512-BF16 的 CPU 上默认用 bf16，数字略有不同）。\n")])
 
 
 def plot_same(report, path):
@@ -264,7 +275,8 @@ def plot_same(report, path):
     colors = plt.cm.tab20.colors
     for i, r in enumerate(report["results"]):
         ax.plot([e["step"] for e in r["evals"]], [e["val_loss"] for e in r["evals"]], marker=".",
-                color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], linestyle="--" if i >= 10 else "-",
+                color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], linestyle=("-", "--", "-.")[min(i // 10, 1)
+                                                                                                   + (i >= 15)],
                 label=r["script"].removeprefix("babygpt_").removesuffix(".py"))
     v0 = report["counting"]["val_loss"]
     ax.axhline(v0, color="black", linewidth=2, linestyle=":", label=label(f"v0 数数（{v0:.2f}）", f"v0 counting ({v0:.2f})"))
@@ -294,6 +306,8 @@ def main():
     parser.add_argument("--gpu", help="在 GPU 上用本工具跑出的 ladder.json，并进报告的 GPU 一节")
     parser.add_argument("--render", metavar="LADDER_JSON", help="不训练，只用已有的 ladder.json 重新画表格和图")
     parser.add_argument("--same", action="store_true", help="每个版本用同一套超参数（README 的 CPU 命令），默认 3000 步")
+    parser.add_argument("--merge", action="store_true",
+                        help="只重跑 --only 的版本，其余版本沿用 --out 里上一次的结果（报告里写明每个版本来自哪一次）")
     args = parser.parse_args()
     gpu = json.loads(Path(args.gpu).read_text(encoding="utf-8")) if args.gpu else None
     if args.render:
@@ -362,8 +376,30 @@ def main():
         report["device_name"] = torch.cuda.get_device_name(0)
     if counting:
         report["counting"] = counting
+    if args.merge:
+        report = merged(report, Path(args.out) / ("ladder_same.json" if args.same else "ladder.json"))
 
     write_outputs(report, gpu, Path(args.out), same=args.same)
+
+
+def merged(report, old_path):
+    """--merge：这次跑的版本换掉（或加进）上一次报告里的同名版本，其余版本的结果原样保留，按版本号排好。
+    每个结果记着它来自哪一次运行（命令、日期、机器），表格下面一一列出。"""
+    if not old_path.exists():
+        sys.exit(f"错误：--merge 要有上一次的 {old_path}")
+    old = json.loads(old_path.read_text(encoding="utf-8"))
+    runs = old.get("runs") or [{key: old[key] for key in ("command", "machine", "date", "total_seconds")}]
+    this_run = {key: report[key] for key in ("command", "machine", "date", "total_seconds")}
+    for result in old["results"]:
+        result.setdefault("run", 0)
+    for result in report["results"]:
+        result["run"] = len(runs)
+    fresh = {r["version"] for r in report["results"]}
+    results = [r for r in old["results"] if r["version"] not in fresh] + report["results"]
+    results.sort(key=lambda r: int(r["version"][1:]))
+    used = sorted({r["run"] for r in results})
+    return {**report, "results": results, "runs": [*runs, this_run], "runs_used": used,
+            "total_seconds": sum(run["total_seconds"] for run in [*runs, this_run])}
 
 
 def write_outputs(report, gpu, out, same=False):
