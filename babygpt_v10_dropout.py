@@ -366,11 +366,11 @@ def check_prompts(tokenizer, starts):
 def ask_for_prompts(tokenizer):  # --interactive：一行一个开头；空行、Ctrl-D（Windows：Ctrl-Z 回车）或 Ctrl-C 结束
     while True:
         try:
-            prompt = input("\n请输入开头：").strip()
+            prompt = input("\n请输入开头：").rstrip("\r")  # 空格留着：“浣溪沙 ”后面的空格让模型接着写作者
         except EOFError:
             print()
             return
-        if not prompt:
+        if not prompt.strip():
             return
         if missing := missing_characters(tokenizer, prompt):
             print(f"这些字不在词表里：{missing}。换几个字再试。")

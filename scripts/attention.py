@@ -5,8 +5,9 @@
   python scripts/attention.py --version v10 --text "明月几时有，把酒问青天。" --out /tmp/a.png
   python scripts/attention.py --checkpoint checkpoints/babygpt_v13_kv_cache.pt --write 30
 
-只能画“手写注意力”的版本（v3 到 v13：每个头是一个 Head，有 query、key、tril）；v14 起注意力是融合的
-scaled_dot_product_attention，不生成权重矩阵。图上每一格：行是“正在猜下一个字的位置”，列是它看的字，
+v3 起的每个版本都能画。v3 到 v13 的每个头是一个 Head（有 query、key、tril），照它的 forward 算权重；v14 起注意力是
+融合的 scaled_dot_product_attention，不生成权重矩阵，这里用那一层自己的 qkv 算出 q、k（v17 起按位置转过，v19 起
+同组的头共用 k），再自己算 softmax(q·kᵀ/√hs)。图上每一格：行是“正在猜下一个字的位置”，列是它看的字，
 颜色越深看得越多；每一行加起来是 1。汉字要用中文字体：Linux、macOS、Windows 上常见的都会自动找到。
 """
 
@@ -26,22 +27,43 @@ def fail(message):
 
 def attention_weights(module, model, idx):
     """跑一遍模型，返回 [[第 0 层第 0 个头的权重 (T, T), ...], ...]：按层、按头。"""
-    heads = [m for m in model.modules() if isinstance(m, module.Head)]
+    fused = not hasattr(module, "Head")  # v14 起：一个 MultiHeadAttention 用 qkv 一次算出所有头，不存权重
+    layers = [m for m in model.modules() if isinstance(m, module.MultiHeadAttention if fused else module.Head)]
     inputs = {}
-    hooks = [h.register_forward_pre_hook(lambda head, args: inputs.__setitem__(head, args[0])) for h in heads]
+    hooks = [m.register_forward_pre_hook(lambda layer, args: inputs.__setitem__(layer, args[0])) for m in layers]
     with torch.no_grad():
         model(idx)
-        weights = []
-        for head in heads:  # 和 Head.forward 里一样算 wei：q·k 缩放、挡住未来、softmax
-            x = inputs[head]
-            T = x.shape[1]
-            wei = head.query(x) @ head.key(x).transpose(-2, -1) * head.key.out_features ** -0.5
-            wei = wei.masked_fill(head.tril[:T, :T] == 0, float("-inf")).softmax(dim=-1)
-            weights.append(wei[0])
+        weights = [fused_weights(m, inputs[m]) if fused else [head_weights(m, inputs[m])] for m in layers]
     for hook in hooks:
         hook.remove()
-    per_layer = len(heads) // max(getattr(module, "n_layer", 1), 1)
+    weights = [wei for layer in weights for wei in layer]  # 先摊平成一个个头，再按层分组
+    per_layer = len(weights) // max(getattr(module, "n_layer", 1), 1)
     return [weights[i:i + per_layer] for i in range(0, len(weights), per_layer)]
+
+
+def head_weights(head, x):
+    """v3..v13 的一个 Head：和 Head.forward 里一样算 wei：q·k 缩放、挡住未来、softmax。x: (1, T, C) -> (T, T)"""
+    T = x.shape[1]
+    wei = head.query(x) @ head.key(x).transpose(-2, -1) * head.key.out_features ** -0.5
+    return wei.masked_fill(head.tril[:T, :T] == 0, float("-inf")).softmax(dim=-1)[0]
+
+
+def fused_weights(attention, x):
+    """v14 起的融合注意力不生成权重矩阵：用这一层自己的 qkv 算出 q、k（v17 起按位置转过，v19 起 k 按组共用），
+    再自己算 softmax(q·kᵀ / √hs)，挡住未来。x: (1, T, C) -> [每个头的 (T, T)]"""
+    _, T, C = x.shape
+    heads = attention.num_heads
+    kv_heads = getattr(attention, "num_kv_heads", heads)
+    hs = C // heads
+    q, k, _ = attention.qkv(x).split([C, kv_heads * hs, kv_heads * hs], dim=2)
+    q = q.view(1, T, heads, hs).transpose(1, 2)  # (1, nh, T, hs)
+    k = k.view(1, T, kv_heads, hs).transpose(1, 2)  # (1, nkv, T, hs)
+    if hasattr(attention, "rotate"):  # RoPE（v17 起）：和 forward 里一样，从位置 0 数起
+        q, k = attention.rotate(q, 0), attention.rotate(k, 0)
+    k = k.repeat_interleave(heads // kv_heads, dim=1)  # (1, nh, T, hs)
+    wei = q @ k.transpose(-2, -1) * hs ** -0.5  # (1, nh, T, T)
+    future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
+    return list(wei.masked_fill(future, float("-inf")).softmax(dim=-1)[0])
 
 
 def draw(weights, chars, path, title):
@@ -79,7 +101,7 @@ def draw(weights, chars, path, title):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", default="v13", help="哪个版本（v3 到 v13），默认 v13")
+    parser.add_argument("--version", default="v13", help="哪个版本（v3 起），默认 v13")
     parser.add_argument("--checkpoint", help="检查点文件，默认 checkpoints/<版本的脚本名>.pt")
     parser.add_argument("--text", default="春江", help="要看的一行字（或开头），默认“春江”")
     parser.add_argument("--write", type=int, default=0, help="先用模型（贪心）续写几个字，再看整行，默认 0")
@@ -90,8 +112,8 @@ def main():
     if args.version not in found:
         fail(f"没有版本 {args.version}（有：{', '.join(found)}）")
     module = load(found[args.version])
-    if not hasattr(module, "Head"):
-        fail(f"{args.version} 没有手写的注意力头（Head）：选 v3 到 v13")
+    if not hasattr(module, "Head") and not hasattr(module, "MultiHeadAttention"):
+        fail(f"{args.version} 还没有注意力：选 v3 或更新的版本")
     path = Path(args.checkpoint or ROOT / "checkpoints" / f"{found[args.version].stem}.pt")
     if not path.exists():
         fail(f"没有检查点 {path}：先训练一次（python {found[args.version].name}）")

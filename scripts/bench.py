@@ -3,6 +3,7 @@
 用法
   python scripts/bench.py                    # 本机的设备（CUDA，其次 CPU），结果写进 docs/speed.md
   python scripts/bench.py --device=cpu --seconds 1 --loss_steps 5 --out /tmp/speed.md   # 快速试一下
+  python scripts/bench.py --compare v15,v16,v17,v18,v19 --seconds 5   # 几个版本轮流量训练速度，写 docs/speed_llama.md
 
 做什么
   1. 速度：在同一个进程、同一台设备上，按顺序一步一步加上 v14 的加速，每一行都比上一行多一种：
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from versions import ROOT, hyperparameters, load, machine, parse_steps, versions
+from versions import ROOT, hyperparameters, load, machine, number, parse_steps, versions
 
 SIZES = {  # 名字 -> (超参数, 比较验证损失时训练几步)
     "CPU 命令": ({"batch_size": 16, "block_size": 64, "n_embed": 64, "n_layer": 3, "n_head": 4, "dropout": 0.0}, 300),
@@ -107,6 +108,41 @@ def final_val_loss(script, size, steps, device):
     return parse_steps(r.stdout)[-1]["val_loss"], " ".join(args)
 
 
+def compare(tags, found, device, seconds, warmup, rounds, out):
+    """--compare：几个版本轮流量训练速度（A、B、C、A、B、C……，同一个进程），每个版本用它自己的默认精度。
+    轮流量，机器忙闲的变化对每个版本都一样；比值比单独的字/秒可靠。"""
+    modules = {tag: load(found[tag]) for tag in tags}
+    text = [f"# 训练速度：{'、'.join(tags)}\n", f"- 命令：`python scripts/bench.py {' '.join(sys.argv[1:])}`",
+            f"- 机器：{machine(device)}（设备 {device}，{torch.get_num_threads()} 个线程）",
+            f"- 日期：{datetime.date.today().isoformat()}",
+            (f"- 每个版本每轮先跑 {warmup} 步预热，再计时约 {seconds:g} 秒；{rounds} 轮轮流量，取中位数。"
+             "精度用各版本 --dtype=auto 在这台设备上的选择，不编译。\n")]
+    for name in ("CPU 命令", "完整模型，batch 8"):
+        size = SIZES[name][0]
+        print(f"{name}：{size}", flush=True)
+        speeds = {tag: [] for tag in tags}
+        for _ in range(rounds):
+            for tag, module in modules.items():
+                vars(module).update(size)
+                bf16 = module.pick_dtype(device) == "bfloat16"
+                speeds[tag].append(tokens_per_second(module, size, device, seconds, warmup, bf16=bf16)[0])
+                print(f"  {tag}：{speeds[tag][-1]:,.0f} 字/秒", flush=True)
+        base = sorted(speeds[tags[0]])[rounds // 2]
+        text += [f"## {name}（" + "，".join(f"{k} {v}" for k, v in size.items()) + "）\n",
+                 f"| 版本 | 参数量 | 字/秒（中位数） | 各轮 | 比 {tags[0]} |", "|---|---:|---:|---|---:|"]
+        for tag, module in modules.items():
+            vars(module).update(size)
+            parameters = sum(p.numel() for p in module.BabyGPT(VOCAB_SIZE).parameters())
+            median = sorted(speeds[tag])[rounds // 2]
+            text.append(f"| {tag} | {parameters:,} | {median:,.0f} | {' / '.join(f'{x:,.0f}' for x in speeds[tag])} | "
+                        f"{median / base:.2f}× |")
+        text.append("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".tmp").write_text("\n".join(text) + "\n", encoding="utf-8")
+    out.with_suffix(".tmp").replace(out)
+    print(f"写好了：{out}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], help="默认：有 CUDA 用 CUDA，否则 CPU")
@@ -114,9 +150,18 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="每行先跑几步不计时（默认 3）")
     parser.add_argument("--loss_steps", type=int, help="比较验证损失时训练几步（默认：CPU 命令 300，完整模型 40，GPU 500）")
     parser.add_argument("--out", default=str(ROOT / "docs" / "speed.md"), help="结果写到这里（默认 docs/speed.md）")
+    parser.add_argument("--compare", help="只比较这几个版本的训练速度（逗号分隔，如 v15,v16），写到 --out")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare 时轮流量几轮（默认 3）")
     args = parser.parse_args()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     found = versions()
+    if args.compare:
+        tags = args.compare.split(",")
+        if unknown := [tag for tag in tags if tag not in found or number(found[tag]) < 14]:
+            sys.exit(f"错误：不能比较这些版本：{', '.join(unknown)}（要 v14 或更新的）")
+        out = Path(args.out if args.out != parser.get_default("out") else ROOT / "docs" / "speed_llama.md")
+        compare(tags, found, device, args.seconds, args.warmup, args.rounds, out)
+        return
     if "v14" not in found:
         sys.exit("错误：还没有 babygpt_v14_fast.py")
     v13, v14 = load(found["v13"]), load(found["v14"])

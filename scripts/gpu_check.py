@@ -3,12 +3,13 @@
 用法
   python scripts/gpu_check.py                           # 在 GPU 上：全部跑一遍（一块 H200 上约 8 分钟以内），写 docs/gpu_check.md
   python scripts/gpu_check.py --device=cpu --quick      # 在 CPU 上用很小的尺寸把每一部分都走一遍（2 分钟以内）
+  python scripts/gpu_check.py --device=cpu --parts=4 --out=docs/writing_cpu.md   # 只量完整尺寸的写词速度和 KV 缓存
 
 做什么（按顺序，都在这一个进程和它启动的子进程里）
   1. 训练速度：v13 和 v14 在 v11 的完整配置下的字/秒，一步一步加上 v14 的每种加速（和 scripts/bench.py 同一套）。
   2. v14 --compile=1 从头到尾训练一次：总用时（含编译）和训练速度。
   3. v15：torchrun --nproc_per_node=<所有 GPU>（CUDA 上用 NCCL，CPU 上两个进程用 gloo）训练几百步。
-  4. 写词速度：完整尺寸的模型，写 200 个字，用和不用 KV 缓存（有 GQA 的版本也比较它）。
+  4. 写词速度：完整尺寸的模型，写 200 个字，用和不用 KV 缓存；v19 比较 GQA（n_kv_head=2）和不用 GQA（= n_head）。
   5. v14 的完整配置训练 5000 步，验证损失和经典 T4 记录的 3.98 比较。
 报告写成一个 Markdown 文件；每一部分失败只记一行原因，不影响后面的部分。
 """
@@ -139,6 +140,7 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], help="默认：有 CUDA 用 CUDA，否则 CPU")
     parser.add_argument("--quick", action="store_true", help="每一部分都用很小的尺寸、很少的步数（试这个脚本本身）")
     parser.add_argument("--out", default=str(ROOT / "docs" / "gpu_check.md"), help="报告写到这里（默认 docs/gpu_check.md）")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="只做这几部分（逗号分隔），例如 --parts=4 只量写词和 KV 缓存")
     args = parser.parse_args()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -157,6 +159,10 @@ def main():
             f"- 日期：{datetime.date.today().isoformat()}",
             f"- 尺寸：{'很小（--quick：只试脚本，数字没有意义）' if args.quick else 'v11 的完整配置'}："
             + "，".join(f"{k} {v}" for k, v in size.items()) + "\n"]
+    chosen = args.parts.split(",")
+    if not set(chosen) <= {str(i) for i in range(1, len(parts) + 1)}:
+        sys.exit(f"错误：--parts={args.parts} 不对：只能是 1 到 {len(parts)} 的数，逗号分隔")
+    parts = [part for i, part in enumerate(parts, 1) if str(i) in chosen]
     failed = 0
     for title, part in parts:
         print(title, flush=True)

@@ -216,6 +216,18 @@ def plot(report, path):
     plt.close(fig)
 
 
+def run_form(args, tag):
+    """scripts/form.py --json：合律率和句子分（另加验证集的天花板）。量不了（比如词表里没有词牌名）就是 None。"""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "form.py"), *map(str, args), "--json"], check=False,
+                       capture_output=True, text=True, encoding="utf-8", cwd=ROOT, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        print(f"  {tag}：量不了格律（{r.stderr.strip()[-200:]}）", flush=True)
+        return None
+    found = json.loads(r.stdout)
+    print(f"  {tag}：合律 {found['overall']['exact']:.0%}，句子分 {found['overall']['clause']:.0%}", flush=True)
+    return found
+
+
 def run_counting(script):
     """v0（纯 Python 数数）：它的验证损失是神经网络要打败的地板。"""
     start = time.time()
@@ -225,6 +237,27 @@ def run_counting(script):
         sys.exit(f"错误：{script.name} 失败：{r.stderr.strip()[-300:]}")
     return {"script": script.name, "val_loss": float(re.search(r"验证损失 ([\d.]+)", r.stdout)[1]),
             "wall_seconds": round(time.time() - start, 1), "samples": parse_samples(r.stdout)}
+
+
+def form_cells(result):
+    form = result.get("form")
+    if not form:
+        return "— | —"
+    return f"{form['overall']['exact']:.0%} | {form['overall']['clause']:.0%}"
+
+
+def form_note(report):
+    """格律两列的说明，和验证集真词的天花板。"""
+    form = next((r["form"] for r in report["results"] if r.get("form")), None)
+    if form is None:
+        return ""
+    ceiling = form["ceiling"]
+    pieces = max(len(tune["shapes"]) for tune in form["tunes"].values() if tune)
+    return (f"“合律”“句子分”是第二把尺子（`scripts/form.py`）：每个版本训练完，从八个常见词牌（浣溪沙、鹧鸪天……）的"
+            f"“<词牌> ”开头各写 {pieces} 首，"
+            f"看每一句的字数合不合这个词牌（合律 = 整首的句式在训练集里有据可查；句子分 = 和最近的句式逐句比，字数对的句子占几成）。"
+            f"天花板是验证集里的真词：合律 {ceiling['exact']:.0%}，句子分 {ceiling['clause']:.0%}。"
+            "图：[form.png](form.png)。\n")
 
 
 def provenance(report):
@@ -243,21 +276,22 @@ def provenance(report):
 
 def same_markdown(report):
     v0 = report["counting"]
-    rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 用时 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {v0['script']}（数数，不训练） | | | | | **{v0['val_loss']:.3f}** | | | {fmt_seconds(v0['wall_seconds'])} |"]
+    rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 合律 | 句子分 | 用时 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            (f"| {v0['script']}（数数，不训练） | | | | | **{v0['val_loss']:.3f}** | | | {form_cells(v0)} | "
+            f"{fmt_seconds(v0['wall_seconds'])} |")]
     previous = None
     for r in report["results"]:
         change = f"{r['final_val_loss'] - previous:+.3f}" if previous is not None else ""
         rows.append(f"| {r['script']} | {r['parameters']:,} | {r['tokens_per_sec']:,.0f} | {r['steps']:,} | "
                     f"{r['final_train_loss']:.3f} | **{r['final_val_loss']:.3f}** | {change} | "
-                    f"{r['final_val_loss'] - v0['val_loss']:+.3f} | {fmt_seconds(r['wall_seconds'])} |")
+                    f"{r['final_val_loss'] - v0['val_loss']:+.3f} | {form_cells(r)} | {fmt_seconds(r['wall_seconds'])} |")
         previous = r["final_val_loss"]
     return "\n".join([
         "## 同一配置：只差想法\n",
         (f"每个版本用同一套超参数（README 的 CPU 命令里这个版本有的那些）训练同样多的步数：{report['budget']}。"
         "两行之间唯一的不同就是那一版的想法。v0 不训练，只数数：它的验证损失是一条横线，神经网络要先打败它。\n"),
-        *provenance(report), *rows, "", "![同一配置下的验证损失](ladder_same.png)\n",
+        *provenance(report), *rows, "", "![同一配置下的验证损失](ladder_same.png)\n", form_note(report),
         ("“比上一版”是验证损失的变化（负数 = 这一版的想法让损失降了）。v10 起的 dropout 在这条命令里是 0"
         "（8 分钟远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，"
         "数字也应当相同（v14 起在有 AVX512-BF16 的 CPU 上默认用 bf16，数字略有不同）。\n")])
@@ -293,6 +327,41 @@ def plot_same(report, path):
     plt.close(fig)
 
 
+def plot_form(report, path):
+    """docs/form.png：每个版本的合律率和句子分，验证集的真词（天花板）和 v0 数数（地板）画成横线。"""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    font = find_cjk_font()
+    if font:
+        plt.rcParams["font.sans-serif"] = [font]
+    label = (lambda zh, en: zh) if font else (lambda zh, en: en)
+    measured = [r for r in report["results"] if r.get("form")]
+    names = [r["version"] for r in measured]
+    fig, ax = plt.subplots(figsize=(12, 5.5))
+    x = range(len(measured))
+    for key, zh, en, color in (("exact", "合律率", "exact fit", "tab:red"), ("clause", "句子分", "clause score", "tab:blue")):
+        ax.plot(x, [r["form"]["overall"][key] for r in measured], marker="o", color=color, label=label(zh, en))
+        ceiling = measured[0]["form"]["ceiling"][key]
+        ax.axhline(ceiling, color=color, linestyle="--", linewidth=1,
+                   label=label(f"{zh}的天花板：验证集的真词（{ceiling:.0%}）", f"{en} ceiling: real ci ({ceiling:.0%})"))
+        floor = (report["counting"].get("form") or {}).get("overall", {}).get(key)
+        if floor is not None:
+            ax.axhline(floor, color=color, linestyle=":", linewidth=1.5,
+                       label=label(f"{zh}的地板：v0 数数（{floor:.0%}）", f"{en} floor: v0 counting ({floor:.0%})"))
+    ax.set_xticks(list(x), names)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(label("版本（同一配置、同样步数）", "version (same configuration, same steps)"))
+    ax.set_ylabel(label("比例", "share"))
+    ax.set_title(label("第二把尺子：写出的词合不合词牌的格律（八个常见词牌的平均）",
+                       "second yardstick: does the model keep the form of the tune"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="只跑这些版本，逗号分隔，例如 v1,v2,v10")
@@ -306,6 +375,8 @@ def main():
     parser.add_argument("--gpu", help="在 GPU 上用本工具跑出的 ladder.json，并进报告的 GPU 一节")
     parser.add_argument("--render", metavar="LADDER_JSON", help="不训练，只用已有的 ladder.json 重新画表格和图")
     parser.add_argument("--same", action="store_true", help="每个版本用同一套超参数（README 的 CPU 命令），默认 3000 步")
+    parser.add_argument("--form", type=int, default=20,
+                        help="--same 时每个版本训练完，每个词牌写几首量格律（scripts/form.py；默认 20，0 = 不量）")
     parser.add_argument("--merge", action="store_true",
                         help="只重跑 --only 的版本，其余版本沿用 --out 里上一次的结果（报告里写明每个版本来自哪一次）")
     args = parser.parse_args()
@@ -348,8 +419,13 @@ def main():
                               version_args(available[tag], shared, on_cpu)), f"--out_dir={scratch}"]
                 result = run_version(tag, available[tag], run_args, args.seconds, env, f"{i}/{len(chosen)}")
                 result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]
+                if args.same and args.form:  # 第二把尺子：它写的词合不合词牌的格律
+                    result["form"] = run_form(["--checkpoint", Path(scratch) / f"{available[tag].stem}.pt",
+                                               "--version", tag, "--pieces", args.form], tag)
                 results.append(result)
             counting = run_counting(versions()["v0"]) if args.same and "v0" in versions() else None
+            if counting and args.form:
+                counting["form"] = run_form(["--counting", "--pieces", args.form], "v0")
             if CtrlC.pressed:  # 在两个版本之间按的
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -409,13 +485,18 @@ def write_outputs(report, gpu, out, same=False):
     other = out / ("ladder.json" if same else "ladder_same.json")
     other = json.loads(other.read_text(encoding="utf-8")) if other.exists() else None
     default_report, same_report = (other, report) if same else (report, other)
-    tmp = {name: out / f".{name}.tmp" for name in (f"{kind}.json", "ladder.md", f"{kind}.png")}
+    names = [f"{kind}.json", "ladder.md", f"{kind}.png"]
+    if same and any(r.get("form") for r in report["results"]):
+        names.append("form.png")
+    tmp = {name: out / f".{name}.tmp" for name in names}
     tmp[f"{kind}.json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     text = markdown(default_report, gpu) if default_report else "# babygpt 阶梯报告\n"
     if same_report and same_report.get("counting"):
         text += "\n" + same_markdown(same_report)
     tmp["ladder.md"].write_text(text, encoding="utf-8")
     (plot_same if same else plot)(report, tmp[f"{kind}.png"])
+    if "form.png" in tmp:
+        plot_form(report, tmp["form.png"])
     for name, path in tmp.items():  # 文件都写好了才一起换上
         os.replace(path, out / name)
     print(f"写好了：{out / 'ladder.md'}、{out / f'{kind}.png'}、{out / f'{kind}.json'}")

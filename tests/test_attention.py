@@ -4,7 +4,7 @@ import struct
 import sys
 
 import pytest
-from conftest import ROOT, VERSIONS, run, tiny_args
+from conftest import ROOT, VERSIONS, load, run, tiny_args
 from versions import find_cjk_font, number
 
 ATTENTION = ROOT / "scripts" / "attention.py"
@@ -55,6 +55,35 @@ def test_attention_rows_are_causal_distributions(checkpoint):
         assert torch.all(wei.triu(diagonal=1) == 0)  # 看不到后面的字
 
 
-def test_versions_without_hand_written_heads_are_a_clear_error(tmp_path):
+def test_versions_without_attention_are_a_clear_error(tmp_path):
     r = run(ATTENTION, "--version=v2")
-    assert r.returncode == 1 and r.stderr.startswith("错误：v2 没有手写的注意力头")
+    assert r.returncode == 1 and r.stderr == "错误：v2 还没有注意力：选 v3 或更新的版本\n"
+
+
+@pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) in (14, 17, 19)], ids=lambda p: p.stem)
+def test_fused_attention_weights_give_the_layers_own_output(path):
+    """v14 起没有权重矩阵：attention.py 自己算的权重（v17 转过 q、k，v19 的 k、v 按组共用）乘上 v、再投影，
+    要正好等于那一层真正的输出。"""
+    import attention
+    import torch
+
+    module = load(path)
+    vars(module).update(block_size=8, n_embed=16, n_head=4, n_layer=2, dropout=0.0, n_kv_head=2)
+    torch.manual_seed(0)
+    model = module.BabyGPT(30).eval()
+    layers = [m for m in model.modules() if isinstance(m, module.MultiHeadAttention)]
+    seen = {}
+    hooks = [m.register_forward_hook(lambda m, args, out: seen.__setitem__(m, (args[0], out))) for m in layers]
+    weights = attention.attention_weights(module, model, torch.randint(30, (1, 8)))
+    for hook in hooks:
+        hook.remove()
+    assert len(weights) == 2 and all(len(layer) == 4 for layer in weights)
+    for layer, m in zip(weights, layers, strict=True):
+        x, out = seen[m]
+        kv_heads = getattr(m, "num_kv_heads", 4)
+        v = m.qkv(x).split([16, 4 * kv_heads, 4 * kv_heads], dim=2)[2].view(1, 8, kv_heads, 4).transpose(1, 2)
+        v = v.repeat_interleave(4 // kv_heads, dim=1)[0]  # (nh, T, hs)
+        mixed = torch.cat([wei @ v[h] for h, wei in enumerate(layer)], dim=-1)  # (T, C)：各头拼起来
+        torch.testing.assert_close(m.proj(mixed)[None], out, rtol=1e-5, atol=1e-5)
+        for wei in layer:
+            assert torch.all(wei.triu(diagonal=1) == 0)

@@ -75,7 +75,8 @@ def test_big_versions_keep_the_cpu_command_when_steps_or_settings_are_given():
 
 
 def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path):
-    r = run(LADDER, "--same", "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path)
+    r = run(LADDER, "--same", "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path,
+            "--form", "1")
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "ladder_same.json").read_text(encoding="utf-8"))
     assert [x["script"] for x in report["results"]] == ["babygpt_v1.py", "babygpt_v3_self_attention.py"]
@@ -88,3 +89,12 @@ def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path)
     assert "## 同一配置：只差想法" in md and "babygpt_v0_counting.py（数数，不训练）" in md
     assert f"**{report['results'][1]['final_val_loss']:.3f}**" in md
     assert (tmp_path / "ladder_same.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # 第二把尺子：每个版本（和 v0）都量了格律，表格里有这两列，另画一张 form.png
+    for result in [*report["results"], report["counting"]]:
+        form = result["form"]
+        assert set(form["tunes"]) == {"浣溪沙", "鹧鸪天", "菩萨蛮", "西江月", "减字木兰花", "蝶恋花", "清平乐", "点绛唇"}
+        assert all(len(tune["shapes"]) == 1 for tune in form["tunes"].values())  # --form 1：每个词牌一首
+        assert 0 <= form["overall"]["exact"] <= form["overall"]["clause"] <= 1 and form["ceiling"]["exact"] > 0.9
+        assert f"| {form['overall']['exact']:.0%} | {form['overall']['clause']:.0%} |" in md
+    assert "| 合律 | 句子分 |" in md and "天花板是验证集里的真词" in md
+    assert (tmp_path / "form.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
