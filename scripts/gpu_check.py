@@ -154,7 +154,7 @@ def main():
              ("3. v15 多进程（torchrun）", lambda: part_ddp(found, size, device, args.quick, out_dir)),
              ("4. 写词速度和 KV 缓存", lambda: part_writing(found, size, device, args.quick)),
              ("5. v14 完整配置的长跑", lambda: part_long(found, size, device, args.quick, out_dir))]
-    text = ["# GPU 检查\n", f"- 命令：`python scripts/gpu_check.py {' '.join(sys.argv[1:])}`".rstrip(),
+    text = [f"# GPU 检查{'' if device == 'cuda' else '（这次在 CPU 上）'}\n", f"- 命令：`python scripts/gpu_check.py {' '.join(sys.argv[1:])}`".rstrip(),
             f"- 机器：{machine(device)}（设备 {device}{'，GPU ' + str(torch.cuda.device_count()) + ' 块' if device == 'cuda' else ''}）",
             f"- 日期：{datetime.date.today().isoformat()}",
             f"- 尺寸：{'很小（--quick：只试脚本，数字没有意义）' if args.quick else 'v11 的完整配置'}："
