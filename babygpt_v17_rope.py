@@ -23,7 +23,9 @@
   diff -u babygpt_v16_rmsnorm.py babygpt_v17_rope.py
 
 实测
-  （见 README 的学习路线“从 GPT 到 LLaMA”）
+  同一配置（README 的 CPU 命令）3000 步：验证损失 4.725（v16）-> 4.615（v17），这四步里最大的一步；
+  1000 步时已经领先 0.35。没有位置表，模型仍然找得到一句从哪里开始（README 里 v17 和 v13 的注意力图）。
+  命令和表格见 README 的“从 GPT 到 LLaMA”和 docs/ladder.md。
 """
 
 import argparse

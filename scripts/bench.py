@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from versions import ROOT, hyperparameters, load, machine, number, parse_steps, versions
+from versions import ROOT, hyperparameters, load, machine, number, parse_steps, versions, write_report
 
 SIZES = {  # 名字 -> (超参数, 比较验证损失时训练几步)
     "CPU 命令": ({"batch_size": 16, "block_size": 64, "n_embed": 64, "n_layer": 3, "n_head": 4, "dropout": 0.0}, 300),
@@ -137,10 +137,7 @@ def compare(tags, found, device, seconds, warmup, rounds, out):
             text.append(f"| {tag} | {parameters:,} | {median:,.0f} | {' / '.join(f'{x:,.0f}' for x in speeds[tag])} | "
                         f"{median / base:.2f}× |")
         text.append("")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".tmp").write_text("\n".join(text) + "\n", encoding="utf-8")
-    out.with_suffix(".tmp").replace(out)
-    print(f"写好了：{out}")
+    write_report(out, text)
 
 
 def main():
@@ -197,11 +194,7 @@ def main():
                     f"（差 {abs(losses['v13'][0] - losses['v14'][0]):.3f}；命令参数 `{losses['v14'][1]}`）。\n")
         print(text[-1], flush=True)
     text.append(f"总用时 {time.time() - began:.0f} 秒。")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".tmp").write_text("\n".join(text) + "\n", encoding="utf-8")
-    out.with_suffix(".tmp").replace(out)
-    print(f"写好了：{out}")
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

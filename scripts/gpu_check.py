@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from bench import SIZES, speed_rows
-from versions import ROOT, hyperparameters, load, machine, parse_samples, parse_steps, versions
+from versions import ROOT, hyperparameters, load, machine, parse_samples, parse_steps, versions, write_report
 
 FULL = SIZES["完整配置"][0]  # v11 的完整配置
 TINY = {"batch_size": 4, "block_size": 32, "n_embed": 32, "n_layer": 2, "n_head": 4, "dropout": 0.0}
@@ -175,11 +175,7 @@ def main():
         text += [f"## {title}\n", *lines, f"\n（这一部分用时 {time.time() - part_began:.0f} 秒）\n"]
         print("\n".join(lines), flush=True)
     text.append(f"总用时 {time.time() - began:.0f} 秒；{len(parts) - failed} 部分成功，{failed} 部分失败。")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".tmp").write_text("\n".join(text) + "\n", encoding="utf-8")
-    out.with_suffix(".tmp").replace(out)
-    print(f"写好了：{out}（总用时 {time.time() - began:.0f} 秒）")
+    write_report(args.out, text)
     sys.exit(1 if failed else 0)
 
 

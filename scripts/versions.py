@@ -115,3 +115,12 @@ def machine(device=None):
         pass
     gpu = f"，{torch.cuda.get_device_name(0)}" if device == "cuda" else ""
     return f"{cpu}，{os.cpu_count()} 核{gpu}，Python {platform.python_version()}，PyTorch {torch.__version__}"
+
+
+def write_report(path, lines):
+    """把报告（一行一项）写成 Markdown 文件：先写临时文件再改名，中途出错不留下半份报告。"""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".tmp").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.with_suffix(".tmp").replace(out)
+    print(f"写好了：{out}")
