@@ -187,16 +187,16 @@ def example(results, want_fit):
 
 
 def report(name, results, roof, floor):
-    lines = [f"{name}：每个词牌 {len(next(r for r in results.values() if r)['pieces'])} 首",
-             "", f"{'词牌':<6}{'合律':>6}{'句子分':>7}   {'天花板（验证集）':>10}{'':>3}{'地板（v0）':>10}"]
-    for tune in TUNES:
-        r, c, f = results[tune], roof[tune], floor[tune]
-        mine = "   词表里没有这个词牌" if r is None else f"{percent(r['exact']):>6}{percent(r['clause']):>8}"
-        lines.append(f"{tune:<6}{mine}   {percent(c['exact']):>5} {percent(c['clause']):>5}"
-                     f"   {percent(f['exact']) if f else '—':>5} {percent(f['clause']) if f else '—':>5}")
-    o, oc, of = overall(results), overall(roof), overall(floor)
-    lines.append(f"{'平均':<6}{percent(o['exact']):>6}{percent(o['clause']):>8}   {percent(oc['exact']):>5} "
-                 f"{percent(oc['clause']):>5}   {percent(of['exact']):>5} {percent(of['clause']):>5}")
+    pieces = len(next(r for r in results.values() if r)["pieces"])
+    lines = [f"{name}：每个词牌写 {pieces} 首", "",
+             "| 词牌 | 合律 | 句子分 | 天花板（验证集的真词）：合律 | 句子分 | 地板（v0 数数）：合律 | 句子分 |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [(tune, results[tune], roof[tune], floor[tune]) for tune in TUNES]
+    rows.append(("平均", overall(results), overall(roof), overall(floor)))
+    for tune, mine, c, f in rows:
+        mine_cells = "词表里没有 | —" if mine is None else f"{percent(mine['exact'])} | {percent(mine['clause'])}"
+        lines.append(f"| {tune} | {mine_cells} | {percent(c['exact'])} | {percent(c['clause'])} | "
+                     f"{percent(f['exact']) if f else '—'} | {percent(f['clause']) if f else '—'} |")
     for title, want in (("合律的一首", 1), ("最接近合律、却不合律的一首", 0)):
         found = example(results, want)
         lines += ["", f"{title}：" + ("（没有）" if found is None else found[0])]

@@ -84,3 +84,15 @@ def test_a_tune_name_with_its_space_is_a_prompt(small_corpus, tmp_path):
     assert r.returncode == 0, r.stderr
     assert set(samples(r.stdout)) == {"浣溪沙 ", "鹧鸪天 "}
     assert all(text.startswith(prompt) for prompt, text in samples(r.stdout).items())
+
+
+def test_report_is_a_table_with_examples_and_the_cli_says_what_is_wrong(tmp_path):
+    written = [f"某人\n{SIX_SEVENS}", "某人\n一二三四五六七，一二三四五六七八，一二三四五六七。"]
+    results = form.evaluate(FakeWriter(written), tiny_corpus(), 2, seed=0)
+    text = form.report("测试", results, form.ceiling(tiny_corpus()), results)
+    assert "| 浣溪沙 | 50% | 67% | 50% | 67% | 50% | 67% |" in text  # 第二首 7-8-7 和 7×6 比：对 2 句，2/6
+    assert "| 鹧鸪天 | 词表里没有 | — |" in text
+    assert f"合律的一首：浣溪沙\n{SIX_SEVENS}\n句式 7-7-7-7-7-7" in text
+    assert "句式 7-8-7；最近的 7-7-7-7-7-7（句子分 33%）" in text
+    r = run(ROOT / "scripts" / "form.py", "--checkpoint", tmp_path / "babygpt_v19_gqa.pt")
+    assert r.returncode == 1 and r.stderr.startswith("错误：没有检查点") and len(r.stderr.splitlines()) == 1

@@ -86,6 +86,8 @@ def test_bf16_where_it_cannot_run_is_one_line(path, small_corpus, tmp_path, monk
     assert capsys.readouterr().err == ("错误：--dtype=bfloat16 在 cpu 上用不了（User specified an unsupported autocast "
                                        "device_type 'mps'）：改用 --dtype=float32\n")
     assert not list(tmp_path.iterdir())
+    module = load(path)
+    assert module.dtype == "auto" and module.pick_dtype("mps") == "float32"  # MPS 上没量过 bf16：默认 float32
 
 
 GRANDCHILD = """
@@ -109,3 +111,14 @@ def test_a_failing_test_leaves_no_process(tmp_path):
         except FileNotFoundError:
             continue  # 已经没有了
         assert state == "Z", (pid, state)  # 只剩等人收尸的僵尸，不再运行
+
+
+def test_reports_name_the_cpu_features_the_speed_depends_on():
+    """v14 的 --dtype=auto 和 bf16 那一行的加速取决于 CPU 有没有 bf16 指令：报告的“机器”一行写明。"""
+    from versions import cpu_features, machine
+
+    assert cpu_features(["fma", "avx2", "avx512f", "avx512_bf16"]) == "有 AVX512-BF16"
+    assert cpu_features(["avx2", "amx_bf16", "avx512_bf16"]) == "有 AMX-BF16、AVX512-BF16"
+    assert cpu_features(["sse4_2", "avx2"]) == "只有 AVX2（没有 AVX512-BF16）"
+    flags = next(line for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines() if line.startswith("flags"))
+    assert f"（{cpu_features(flags.split())}）" in machine()
