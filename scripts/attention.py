@@ -13,11 +13,10 @@ v3 起的每个版本都能画。v3 到 v13 的每个头是一个 Head（有 que
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import torch
-from versions import ROOT, find_cjk_font, load, versions
+from versions import ROOT, find_cjk_font, from_checkpoint, load, versions
 
 
 def fail(message):
@@ -117,17 +116,10 @@ def main():
     path = Path(args.checkpoint or ROOT / "checkpoints" / f"{found[args.version].stem}.pt")
     if not path.exists():
         fail(f"没有检查点 {path}：先训练一次（python {found[args.version].name}）")
-    with warnings.catch_warnings():  # PyTorch 2.1 读检查点时会多打印一条无害的 TypedStorage 警告
-        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    vars(module).update(state["hyperparameters"], temperature=0, top_k=0, dropout=0.0)
-    tokenizer = module.Tokenizer("".join(state["vocab"]))
+    module, model, tokenizer, state = from_checkpoint(found[args.version], path, temperature=0, top_k=0, dropout=0.0)
     missing = [ch for ch in args.text if ch not in tokenizer.stoi]
     if missing:
         fail(f"这些字不在词表里：{' '.join(missing)}")
-    model = module.BabyGPT(tokenizer.vocab_size)
-    model.load_state_dict(state["model"])
-    model.eval()
     idx = torch.tensor([tokenizer.encode(args.text)])
     if args.write:
         idx = model.generate(idx, args.write)

@@ -24,11 +24,10 @@ import json
 import random
 import re
 import sys
-import warnings
 from collections import Counter
 from pathlib import Path
 
-from versions import ROOT, load, versions
+from versions import ROOT, from_checkpoint, load, versions
 
 TUNES = ["浣溪沙", "鹧鸪天", "菩萨蛮", "西江月", "减字木兰花", "蝶恋花", "清平乐", "点绛唇"]
 CLAUSE = re.compile(r"[，。？！、；：\n]")  # 句子在这些标点和换行处断开
@@ -89,15 +88,8 @@ class NeuralWriter:
     def __init__(self, checkpoint, version, temperature):
         import torch
         self.torch = torch
-        with warnings.catch_warnings():  # PyTorch 2.1 读检查点时会多打印一条无害的 TypedStorage 警告
-            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        self.module = load(versions()[version])
-        vars(self.module).update(state["hyperparameters"], temperature=temperature, top_k=0, kv_cache=1)
-        self.tokenizer = self.module.Tokenizer("".join(state["vocab"]))
-        self.model = self.module.BabyGPT(self.tokenizer.vocab_size)
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
+        self.module, self.model, self.tokenizer, state = from_checkpoint(
+            versions()[version], checkpoint, temperature=temperature, top_k=0, kv_cache=1)
         self.steps = state["step"]
 
     def knows(self, prompt):

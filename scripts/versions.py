@@ -8,6 +8,7 @@ import importlib.util
 import os
 import platform
 import re
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,21 @@ def load(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def from_checkpoint(script, checkpoint, **settings):
+    """用版本脚本自己的类读回它的检查点（只读张量和普通数据）：返回 (模块, 模型, 分词器, 检查点)。
+    模型的超参数和词表来自检查点，和 --sample 一样；settings 再改写词时的设置（temperature 等）。"""
+    import torch
+    with warnings.catch_warnings():  # PyTorch 2.1 读检查点时会多打印一条无害的 TypedStorage 警告
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    module = load(script)
+    vars(module).update(state["hyperparameters"], **settings)
+    tokenizer = module.Tokenizer("".join(state["vocab"]))
+    model = module.BabyGPT(tokenizer.vocab_size)
+    model.load_state_dict(state["model"])
+    return module, model.eval(), tokenizer, state
 
 
 def hyperparameters(path):
