@@ -23,6 +23,7 @@ v15.wandb.init(mode="disabled")
 torch.manual_seed(v15.seed)
 model, _ = v15.train(args, "cpu", rank, world_size)
 torch.save(model.state_dict(), f"{{args.out_dir}}/rank{{rank}}.pt")
+v15.dist.barrier()  # 和 v15 的 main() 一样：大家都存好了，再一起退出进程组
 v15.dist.destroy_process_group()
 """
 
