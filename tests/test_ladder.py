@@ -98,3 +98,24 @@ def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path)
         assert f"| {form['overall']['exact']:.0%} | {form['overall']['clause']:.0%} |" in md
     assert "| 合律 | 句子分 |" in md and "天花板是验证集里的真词" in md
     assert (tmp_path / "form.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_merge_replaces_only_the_versions_run_again(tmp_path):
+    """--merge：这次跑的版本换掉上一次的同名版本，其余原样保留、按版本号排好，每个结果记着来自哪一次。"""
+    from ladder import merged, provenance
+
+    run_info = {"command": "python scripts/ladder.py --same", "machine": "甲机器", "date": "2026-11-28",
+                "total_seconds": 100.0}
+    old = {**run_info, "results": [{"version": v, "final_val_loss": loss} for v, loss in
+                                   (("v1", 5.2), ("v2", 5.3), ("v10", 4.7))]}
+    (tmp_path / "ladder_same.json").write_text(json.dumps(old), encoding="utf-8")
+    new = {**run_info, "command": "python scripts/ladder.py --same --merge --only v2,v19", "date": "2026-11-29",
+           "total_seconds": 30.0, "results": [{"version": "v19", "final_val_loss": 4.6},
+                                               {"version": "v2", "final_val_loss": 5.25}]}
+    report = merged(new, tmp_path / "ladder_same.json")
+    assert [(r["version"], r["final_val_loss"], r["run"]) for r in report["results"]] == \
+        [("v1", 5.2, 0), ("v2", 5.25, 1), ("v10", 4.7, 0), ("v19", 4.6, 1)]
+    assert report["total_seconds"] == 130.0 and report["runs_used"] == [0, 1]
+    lines = provenance(report)
+    assert lines[0].startswith("- 第 1 次（v1–v10）：`python scripts/ladder.py --same`；甲机器；2026-11-28")
+    assert lines[1].startswith("- 第 2 次（v2–v19）：`python scripts/ladder.py --same --merge --only v2,v19`")
