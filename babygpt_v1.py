@@ -88,9 +88,8 @@ class BabyGPT(nn.Module):
 # ---------------- 3. 取数据、评估、挑下一个字 ----------------
 def get_batch(data, offsets):
     # offsets: (B,) 每段文本的起点。第 b 段是 data[i : i + block_size]，i = offsets[b]
-    x = torch.stack([data[i:i + block_size] for i in offsets.tolist()])  # (B, T)
-    y = torch.stack([data[i + 1:i + block_size + 1] for i in offsets.tolist()])  # (B, T)：每个位置的“下一个字”
-    return x, y
+    index = offsets.to(data.device)[:, None] + torch.arange(block_size, device=data.device)  # (B, T)：每段每个字的位置
+    return data[index], data[index + 1]  # x, y：(B, T)；y 是每个位置的“下一个字”。一次取完，不用 Python 循环
 
 
 @torch.no_grad()
@@ -170,19 +169,20 @@ def write(model, tokenizer, prompt, device):
 
 
 def main():
-    args = parse_args()  # 命令行改过的超参数在这里生效（见文件末尾的脚手架）
-    device = pick_device(args.device)
-    torch.manual_seed(seed)
-    if args.sample:  # 不训练：读出存好的模型，直接写词
-        model, tokenizer = load_for_writing(args, device)
-    else:
-        model, tokenizer = train(args, device)
-    model.eval()  # 写词时关掉训练才用的随机性（dropout）
-    for prompt in prompts.split(","):
-        write(model, tokenizer, prompt, device)
-    if args.interactive:  # 一行一个开头，空行或 Ctrl-D 结束
-        for prompt in ask_for_prompts(tokenizer):
+    with ctrl_c_handled():  # Ctrl-C 怎么处理（见脚手架）；main() 结束时还原
+        args = parse_args()  # 命令行改过的超参数在这里生效（见文件末尾的脚手架）
+        device = pick_device(args.device)
+        torch.manual_seed(seed)
+        if args.sample:  # 不训练：读出存好的模型，直接写词
+            model, tokenizer = load_for_writing(args, device)
+        else:
+            model, tokenizer = train(args, device)
+        model.eval()  # 写词时关掉训练才用的随机性（dropout）
+        for prompt in prompts.split(","):
             write(model, tokenizer, prompt, device)
+        if args.interactive:  # 一行一个开头，空行或 Ctrl-D 结束
+            for prompt in ask_for_prompts(tokenizer):
+                write(model, tokenizer, prompt, device)
 
 
 # ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================
@@ -209,6 +209,16 @@ def exit_now(*_):  # Ctrl-C（训练中的第一次除外，见 Progress）：�
     sys.exit(130)
 
 
+@contextlib.contextmanager
+def ctrl_c_handled():  # main() 里按 Ctrl-C：立刻退出（训练时见 Progress）；结束时把原来的处理还回去
+    previous = signal.getsignal(signal.SIGINT)  # Jupyter 里 %run 以后，“中断内核”照常能用
+    signal.signal(signal.SIGINT, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):  # argparse 默认打印英文用法，这里换成一行中文，退出码仍是 2
         print(f"错误：命令行参数不对（{message}）。用 --help 查看可用参数。", file=sys.stderr)
@@ -217,7 +227,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parse_args():
     keep_printing()
-    signal.signal(signal.SIGINT, exit_now)
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                             allow_abbrev=False)
     for name, value in HYPERPARAMETERS.items():
@@ -305,17 +314,29 @@ def synchronize(device):  # GPU 是异步的：先等它算完再看表
     getattr(torch, device).synchronize()
 
 
-def announce_time(model, step, device):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
-    x = torch.zeros((1, block_size), dtype=torch.long, device=device)
+def time_one_pass(model, x, amp, device):  # 一次前向加反向要几秒
+    start = time.time()
+    with amp:
+        loss = model(x, x)[1]
+    loss.backward()
+    synchronize(device)
+    return time.time() - start
+
+
+def announce_time(model, step, device, precisions=None):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
+    """precisions = {精度: autocast}（v14 起有两种）：每种都量，返回 {精度: 每步秒数}。量的时候不用随机数、不改模型。"""
+    precisions = precisions or {"float32": contextlib.nullcontext()}
     model.eval()  # 不用 dropout 的随机数：量不量时间，训练结果都一样
-    for _ in range(2):  # 第一遍里有预热，用第二遍的时间
-        start = time.time()
-        model(x, x)[1].backward()
-        synchronize(device)
-        seconds = time.time() - start
+    one = min(time_one_pass(model, torch.zeros((1, block_size), dtype=torch.long, device=device), amp, device)
+              for amp in precisions.values() for _ in range(2))  # 先用 1 段预热、粗量
+    rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
+    x = torch.zeros((rows, block_size), dtype=torch.long, device=device)
+    seconds = {name: min(time_one_pass(model, x, amp, device) for _ in range(3)) / rows * batch_size
+               for name, amp in precisions.items()}  # 每种精度量 3 次取最快的，换算成一整步
     model.zero_grad(set_to_none=True)
     model.train()
-    step_seconds, eval_seconds = seconds * batch_size, seconds / 3 * batch_size * eval_iters * 2  # 评估只有前向，约 1/3
+    step_seconds = min(seconds.values())
+    eval_seconds = step_seconds / 3 * eval_iters * 2  # 评估只有前向，约 1/3
     total = step_seconds * (max_iters - step) + eval_seconds * ((max_iters - step) // eval_interval + 1)
     print(f"预计用时约 {fmt_seconds(total)}（每步约 {fmt_seconds(step_seconds)}，每次评估约 {fmt_seconds(eval_seconds)}）")
     if total > 3600:  # 文件开头的说明里有给 CPU 的缩小命令（v11 起）就给出它
@@ -324,6 +345,7 @@ def announce_time(model, step, device):  # 训练前量一步要多久，估计�
         print(f"注意：这个配置对这台机器（{device}）太大。" + (f"想几分钟跑完，用给 CPU 的缩小命令：\n  {smaller[0]}"
               if smaller else "想快一些，把 batch_size、block_size、n_embed 或 max_iters 改小。"))
         print("也可以就这样跑下去：随时按 Ctrl-C 停下，检查点会保存。", flush=True)
+    return seconds
 
 
 class Progress:  # 训练时计时、打印进度；第一次 Ctrl-C 只做记号（评估中则立刻停下），第二次立刻退出

@@ -152,6 +152,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(n_embed))  # 每一维一个缩放，从 1 开始
 
     def forward(self, x):
+        if hasattr(F, "rms_norm"):  # 快：PyTorch 2.4 起有融合的 RMSNorm，算的就是下面两行（测试比较过）
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         rms = torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # (B, T, 1)：每个字一个均方根
         return x / rms * self.weight  # (B, T, n_embed)
 
@@ -215,9 +217,8 @@ class BabyGPT(nn.Module):
 # ---------------- 3. 取数据、评估、挑下一个字 ----------------
 def get_batch(data, offsets):
     # offsets: (B,) 每段文本的起点。第 b 段是 data[i : i + block_size]，i = offsets[b]
-    x = torch.stack([data[i:i + block_size] for i in offsets.tolist()])  # (B, T)
-    y = torch.stack([data[i + 1:i + block_size + 1] for i in offsets.tolist()])  # (B, T)：每个位置的“下一个字”
-    return x, y
+    index = offsets.to(data.device)[:, None] + torch.arange(block_size, device=data.device)  # (B, T)：每段每个字的位置
+    return data[index], data[index + 1]  # x, y：(B, T)；y 是每个位置的“下一个字”。一次取完，不用 Python 循环
 
 
 @torch.no_grad()
@@ -247,7 +248,7 @@ def pick_next(logits):
 
 
 # ---------------- 4. 训练 ----------------
-def pick_dtype(device):  # --dtype=auto：在各种设备上实测最快的（见 docs/speed.md）
+def pick_dtype(device):  # 要比较的精度：只有一种就用它；两种（--dtype=auto）就在开始训练前都量一量，用快的
     if dtype not in ("auto", "float32", "bfloat16"):
         fail(f"--dtype={dtype} 不对：只能是 auto、float32 或 bfloat16")
     if dtype == "bfloat16":  # 先试一下：老显卡、老 PyTorch 的 MPS 做不了 bf16 混合精度，说一行，不要深处的 traceback
@@ -257,11 +258,12 @@ def pick_dtype(device):  # --dtype=auto：在各种设备上实测最快的（�
         except RuntimeError as e:
             fail(f"--dtype=bfloat16 在 {device} 上用不了（{str(e).strip().splitlines()[0][:80]}）：改用 --dtype=float32")
     if dtype != "auto":
-        return dtype
+        return [dtype]
     if device == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    # CPU：有 bf16 指令（AVX512-BF16、AMX）时 bf16 快，没有时（只有 AVX2）慢得多；MPS 上没实测过 bf16，用 float32
-    return "bfloat16" if device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+        return ["bfloat16" if torch.cuda.is_bf16_supported() else "float32"]
+    # CPU：有 bf16 指令（AVX512-BF16、AMX）时两种都量：大模型 bf16 快得多，小模型、小词表时 float32 反而快（见 docs/speed.md）；
+    # 没有时（只有 AVX2）bf16 慢得多，不用量；MPS 上没实测过 bf16，用 float32
+    return ["float32", "bfloat16"] if device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else ["float32"]
 
 
 def compiled(model, device, amp):
@@ -305,18 +307,28 @@ def train(args, device, rank, world_size):
                     for name, d in splits.items()}
 
     model = BabyGPT(tokenizer.vocab_size).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, fused=device == "cuda")  # 快：融合的 AdamW
+    try:  # 快：融合的 AdamW，一次更新所有参数（CPU 上要 PyTorch 2.4 起，更老的只在 CUDA 上有）
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, fused=device in ("cuda", "cpu"))
+    except RuntimeError:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     print(f"语料 {len(text):,} 字，词表 {tokenizer.vocab_size:,} 字；模型参数 {sum(p.numel() for p in model.parameters()):,} 个")
     step = load_checkpoint(args, model, optimizer, tokenizer) if args.resume else 0
-    announce_time(model, step, device)  # 先量一量要多久：配置对这台机器太大时马上说
     torch.backends.cuda.matmul.allow_tf32 = True  # 快：GPU 上 float32 矩阵乘法用 TF32
-    precision = pick_dtype(device)  # float32 或 bfloat16
     # 快：bf16 混合精度。float32 时不建 autocast：老 PyTorch 在 MPS 上连 enabled=False 的 autocast 都建不了
-    amp = torch.autocast(device, dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
+    amps = {name: torch.autocast(device, dtype=torch.bfloat16) if name == "bfloat16" else contextlib.nullcontext()
+            for name in pick_dtype(device)}
+    seconds = announce_time(model, step, device, amps)  # 先量一量要多久（每种精度都量）：配置对这台机器太大时马上说
+    if world_size > 1:  # 每个进程量得不一样：都用 0 号进程量的，大家选同一种精度
+        shared = [seconds]
+        dist.broadcast_object_list(shared, src=0)
+        seconds = shared[0]
     if compile not in ("auto", "0", "1"):
         fail(f"--compile={compile} 不对：只能是 auto、0 或 1")
     use_compile = compile == "1" or (compile == "auto" and device == "cuda")
-    print(f"加速：精度 {precision}，torch.compile {'开' if use_compile else '关'}")
+    precision = min(seconds, key=seconds.get)  # 量出来最快的精度
+    measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
+    print(f"加速：精度 {precision}（实测 {measured}），torch.compile {'开' if use_compile else '关'}")
+    amp = amps[precision]
     fast_model = compiled(model, device, amp) if use_compile else model  # 和 model 是同一份参数
     train_model = DDP(fast_model) if world_size > 1 else fast_model  # DDP：反向传播时把各进程的梯度求平均
     share = batch_size // world_size  # 每个进程算多少段
@@ -398,33 +410,34 @@ def start_wandb():
 
 
 def main():
-    args = parse_args()  # 命令行改过的超参数在这里生效（见文件末尾的脚手架）
-    if os.environ.get("RANK", "0") != "0":  # torchrun 启动的其他进程不打印：只有 0 号进程说话
-        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 进程结束时自然关闭
-    device = pick_device(args.device)
-    rank, world_size = start_ddp(device)
-    torch.manual_seed(seed)  # 每个进程同一个种子：抽出同样的全局 batch，模型的初始参数也一样
-    if args.sample:  # 不训练：读出存好的模型，直接写词
-        model, tokenizer = load_for_writing(args, device)
-    else:
-        if rank == 0:
-            start_wandb()  # 记录这次训练：超参数、每次评估的损失、写出的词
-        model, tokenizer = train(args, device, rank, world_size)
-    if world_size > 1:  # 训练完了：等 0 号进程存好检查点，大家一起退出进程组，不留下等待的进程
-        dist.barrier()
-        dist.destroy_process_group()
-    if rank != 0:  # 写词只让 0 号进程来
-        return
-    model.eval()  # 写词时关掉训练才用的随机性（dropout）
-    samples = wandb.Table(columns=["prompt", "text"])
-    for prompt in prompts.split(","):
-        samples.add_data(prompt, write(model, tokenizer, prompt, device))
-    if wandb.run:  # 训练了才有记录；写完的词也记进去，再把记录收好尾
-        wandb.log({"samples": samples})
-        wandb.finish()
-    if args.interactive:  # 一行一个开头，空行或 Ctrl-D 结束
-        for prompt in ask_for_prompts(tokenizer):
-            write(model, tokenizer, prompt, device)
+    with ctrl_c_handled():  # Ctrl-C 怎么处理（见脚手架）；main() 结束时还原
+        args = parse_args()  # 命令行改过的超参数在这里生效（见文件末尾的脚手架）
+        if os.environ.get("RANK", "0") != "0":  # torchrun 启动的其他进程不打印：只有 0 号进程说话
+            sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 进程结束时自然关闭
+        device = pick_device(args.device)
+        rank, world_size = start_ddp(device)
+        torch.manual_seed(seed)  # 每个进程同一个种子：抽出同样的全局 batch，模型的初始参数也一样
+        if args.sample:  # 不训练：读出存好的模型，直接写词
+            model, tokenizer = load_for_writing(args, device)
+        else:
+            if rank == 0:
+                start_wandb()  # 记录这次训练：超参数、每次评估的损失、写出的词
+            model, tokenizer = train(args, device, rank, world_size)
+        if world_size > 1:  # 训练完了：等 0 号进程存好检查点，大家一起退出进程组，不留下等待的进程
+            dist.barrier()
+            dist.destroy_process_group()
+        if rank != 0:  # 写词只让 0 号进程来
+            return
+        model.eval()  # 写词时关掉训练才用的随机性（dropout）
+        samples = wandb.Table(columns=["prompt", "text"])
+        for prompt in prompts.split(","):
+            samples.add_data(prompt, write(model, tokenizer, prompt, device))
+        if wandb.run:  # 训练了才有记录；写完的词也记进去，再把记录收好尾
+            wandb.log({"samples": samples})
+            wandb.finish()
+        if args.interactive:  # 一行一个开头，空行或 Ctrl-D 结束
+            for prompt in ask_for_prompts(tokenizer):
+                write(model, tokenizer, prompt, device)
 
 
 # ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================
@@ -451,6 +464,16 @@ def exit_now(*_):  # Ctrl-C（训练中的第一次除外，见 Progress）：�
     sys.exit(130)
 
 
+@contextlib.contextmanager
+def ctrl_c_handled():  # main() 里按 Ctrl-C：立刻退出（训练时见 Progress）；结束时把原来的处理还回去
+    previous = signal.getsignal(signal.SIGINT)  # Jupyter 里 %run 以后，“中断内核”照常能用
+    signal.signal(signal.SIGINT, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):  # argparse 默认打印英文用法，这里换成一行中文，退出码仍是 2
         print(f"错误：命令行参数不对（{message}）。用 --help 查看可用参数。", file=sys.stderr)
@@ -459,7 +482,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parse_args():
     keep_printing()
-    signal.signal(signal.SIGINT, exit_now)
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                             allow_abbrev=False)
     for name, value in HYPERPARAMETERS.items():
@@ -547,17 +569,29 @@ def synchronize(device):  # GPU 是异步的：先等它算完再看表
     getattr(torch, device).synchronize()
 
 
-def announce_time(model, step, device):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
-    x = torch.zeros((1, block_size), dtype=torch.long, device=device)
+def time_one_pass(model, x, amp, device):  # 一次前向加反向要几秒
+    start = time.time()
+    with amp:
+        loss = model(x, x)[1]
+    loss.backward()
+    synchronize(device)
+    return time.time() - start
+
+
+def announce_time(model, step, device, precisions=None):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
+    """precisions = {精度: autocast}（v14 起有两种）：每种都量，返回 {精度: 每步秒数}。量的时候不用随机数、不改模型。"""
+    precisions = precisions or {"float32": contextlib.nullcontext()}
     model.eval()  # 不用 dropout 的随机数：量不量时间，训练结果都一样
-    for _ in range(2):  # 第一遍里有预热，用第二遍的时间
-        start = time.time()
-        model(x, x)[1].backward()
-        synchronize(device)
-        seconds = time.time() - start
+    one = min(time_one_pass(model, torch.zeros((1, block_size), dtype=torch.long, device=device), amp, device)
+              for amp in precisions.values() for _ in range(2))  # 先用 1 段预热、粗量
+    rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
+    x = torch.zeros((rows, block_size), dtype=torch.long, device=device)
+    seconds = {name: min(time_one_pass(model, x, amp, device) for _ in range(3)) / rows * batch_size
+               for name, amp in precisions.items()}  # 每种精度量 3 次取最快的，换算成一整步
     model.zero_grad(set_to_none=True)
     model.train()
-    step_seconds, eval_seconds = seconds * batch_size, seconds / 3 * batch_size * eval_iters * 2  # 评估只有前向，约 1/3
+    step_seconds = min(seconds.values())
+    eval_seconds = step_seconds / 3 * eval_iters * 2  # 评估只有前向，约 1/3
     total = step_seconds * (max_iters - step) + eval_seconds * ((max_iters - step) // eval_interval + 1)
     print(f"预计用时约 {fmt_seconds(total)}（每步约 {fmt_seconds(step_seconds)}，每次评估约 {fmt_seconds(eval_seconds)}）")
     if total > 3600:  # 文件开头的说明里有给 CPU 的缩小命令（v11 起）就给出它
@@ -566,6 +600,7 @@ def announce_time(model, step, device):  # 训练前量一步要多久，估计�
         print(f"注意：这个配置对这台机器（{device}）太大。" + (f"想几分钟跑完，用给 CPU 的缩小命令：\n  {smaller[0]}"
               if smaller else "想快一些，把 batch_size、block_size、n_embed 或 max_iters 改小。"))
         print("也可以就这样跑下去：随时按 Ctrl-C 停下，检查点会保存。", flush=True)
+    return seconds
 
 
 class Progress:  # 训练时计时、打印进度；第一次 Ctrl-C 只做记号（评估中则立刻停下），第二次立刻退出

@@ -1,0 +1,140 @@
+"""CPU 上的加速（issue 20）：每一种快的写法都和慢的那份算得一样；老 PyTorch 上退回慢的那份；
+--dtype=auto 真的量了再选；main() 结束时把原来的 Ctrl-C 处理还回去（Jupyter 里 %run 以后照常能中断内核）。"""
+
+import contextlib
+import signal
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import VERSIONS, load, steps, tiny_args
+from versions import number
+
+LLAMA = [p for p in VERSIONS if number(p) in (16, 17, 18, 19)]
+V19 = next(p for p in VERSIONS if number(p) == 19)
+FAST = [p for p in VERSIONS if number(p) >= 14]
+
+
+def in_process(module, path, args, monkeypatch):
+    """像命令行一样跑 module.main()（同一个进程）；返回跑完后装着的 Ctrl-C 处理。"""
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    with contextlib.suppress(SystemExit):
+        module.main()
+    return signal.getsignal(signal.SIGINT)
+
+
+def sentinel(*_):  # 测试进程自己的 Ctrl-C 处理：脚本跑完以后必须还是它
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("path", VERSIONS, ids=lambda p: p.stem)
+def test_main_gives_back_the_ctrl_c_handler_it_found(path, small_corpus, tmp_path, monkeypatch, capsys):
+    previous = signal.signal(signal.SIGINT, sentinel)
+    try:
+        module = load(path)
+        seen = []  # 训练中装着的是脚本自己的处理
+        monkeypatch.setattr(module, "write", lambda *a, **k: seen.append(signal.getsignal(signal.SIGINT)) or "")
+        after = in_process(module, path, [*tiny_args(path, max_iters=2, eval_interval=2), f"--data={small_corpus}",
+                                          f"--out_dir={tmp_path}"], monkeypatch)
+        assert seen and seen[0] is not sentinel and after is sentinel
+        after_error = in_process(module, path, ["--block_size=0"], monkeypatch)  # 出错退出（sys.exit）时也还回去
+        assert "错误" in capsys.readouterr().err and after_error is sentinel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("path", VERSIONS, ids=lambda p: p.stem)
+def test_get_batch_in_one_gather_equals_the_slices(path):
+    module = load(path)
+    module.block_size = 5
+    data = torch.arange(100) * 3
+    offsets = torch.tensor([0, 7, 94, 41])
+    x, y = module.get_batch(data, offsets)
+    assert torch.equal(x, torch.stack([data[i:i + 5] for i in offsets.tolist()]))
+    assert torch.equal(y, torch.stack([data[i + 1:i + 6] for i in offsets.tolist()]))
+
+
+@pytest.mark.parametrize("path", LLAMA, ids=lambda p: p.stem)
+def test_fused_rms_norm_equals_the_formula(path, monkeypatch):
+    assert hasattr(F, "rms_norm")  # PyTorch 2.4 起才有：这台机器上的是快的那份
+    norm = load(path).RMSNorm(16)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(2, 3, 16) * 5
+    fused = norm(x)
+    monkeypatch.delattr(F, "rms_norm")  # 像 PyTorch 2.1：只有手写的公式
+    torch.testing.assert_close(fused, norm(x), rtol=1e-5, atol=1e-6)
+    assert not torch.equal(fused, x)
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["whole", "kv_cache"])
+def test_enable_gqa_equals_copying_k_and_v(cache, monkeypatch):
+    module = load(V19)
+    assert module.FUSED_GQA  # PyTorch 2.5 起有 enable_gqa
+    vars(module).update(block_size=16, n_embed=32, n_head=4, n_kv_head=2, n_layer=2, dropout=0.0)  # 2 个 q 头一组
+    torch.manual_seed(0)
+    model = module.BabyGPT(30).eval()
+    idx = torch.randint(30, (2, 6), generator=torch.Generator().manual_seed(1))
+
+    def logits():
+        if not cache:
+            return model(idx)[0]
+        store = {}  # 先整段算 3 个字，再一个一个来（写词时的 KV 缓存）
+        return torch.cat([model(idx[:, :3], cache=store)[0]] + [model(idx[:, t:t + 1], cache=store)[0]
+                                                                 for t in range(3, 6)], dim=1)
+
+    fused = logits()
+    monkeypatch.setattr(module, "FUSED_GQA", False)  # 像 PyTorch 2.4 以前：把 k、v 复制给每个 q 头
+    torch.testing.assert_close(fused, logits(), rtol=1e-5, atol=1e-5)
+
+
+def optimizers_seen(module, monkeypatch, refuse_fused):
+    """把 torch.optim.AdamW 换成记下参数的一份；refuse_fused 时像 PyTorch 2.3 以前那样在 CPU 上拒绝 fused=True。"""
+    seen, real = [], torch.optim.AdamW
+
+    def adamw(params, **kwargs):
+        seen.append(kwargs.get("fused"))
+        if refuse_fused and kwargs.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(module.torch.optim, "AdamW", adamw)
+    return seen
+
+
+@pytest.mark.parametrize("path", FAST, ids=lambda p: p.stem)
+def test_fused_adamw_on_cpu_with_a_fallback_for_old_pytorch(path, small_corpus, tmp_path, monkeypatch, capsys):
+    module = load(path)
+    args = [*tiny_args(path, max_iters=4, eval_interval=2), f"--data={small_corpus}"]
+    seen = optimizers_seen(module, monkeypatch, refuse_fused=False)
+    in_process(module, path, [*args, f"--out_dir={tmp_path / 'fused'}"], monkeypatch)
+    fused_losses = steps(capsys.readouterr().out)
+    assert seen == [True]  # 这台机器的 PyTorch 在 CPU 上有融合的 AdamW：用它
+    seen = optimizers_seen(module, monkeypatch, refuse_fused=True)
+    in_process(module, path, [*args, f"--out_dir={tmp_path / 'plain'}"], monkeypatch)
+    out = capsys.readouterr()
+    assert seen == [True, None] and "Traceback" not in out.err  # 被拒绝后用普通的 AdamW，照常训练
+    plain_losses = steps(out.out)
+    assert [s[0] for s in plain_losses] == [s[0] for s in fused_losses] == [0, 2, 4]  # 两次都训练完了
+    assert [s[2] for s in plain_losses] == pytest.approx([s[2] for s in fused_losses], abs=2e-4)  # 损失一样
+
+
+@pytest.mark.parametrize("faster", ["float32", "bfloat16"])
+def test_auto_dtype_measures_both_and_takes_the_faster(faster, small_corpus, tmp_path, monkeypatch, capsys):
+    path = FAST[0]
+    module = load(path)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+
+    def fake_pass(model, x, amp, device):  # 假的计时：一段 bf16 要 1 或 3 毫秒，float32 2 毫秒
+        bf16 = isinstance(amp, torch.autocast)
+        return x.shape[0] * (0.002 if not bf16 else 0.001 if faster == "bfloat16" else 0.003)
+
+    monkeypatch.setattr(module, "time_one_pass", fake_pass)
+    in_process(module, path, [*tiny_args(path, max_iters=2, eval_interval=2, dtype="auto", block_size=10),
+                              f"--data={small_corpus}", f"--out_dir={tmp_path}"], monkeypatch)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("加速："))
+    bf16 = "10,000" if faster == "bfloat16" else "3,333"  # 一段 10 个字：10 / 0.001 或 10 / 0.003
+    assert line == f"加速：精度 {faster}（实测 float32 5,000 字/秒、bfloat16 {bf16} 字/秒），torch.compile 关"
