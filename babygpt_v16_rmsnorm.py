@@ -128,16 +128,15 @@ class FeedForward(nn.Module):
 class RMSNorm(nn.Module):
     """均方根归一化：每个字的向量除以它的均方根，再乘一个学出来的权重；不减均值，没有偏置"""
 
-    def __init__(self, n_embed, eps=1e-5):
+    def __init__(self, n_embed):
         super().__init__()
-        self.eps = eps  # 防止除以 0
         self.weight = nn.Parameter(torch.ones(n_embed))  # 每一维一个缩放，从 1 开始
 
     def forward(self, x):
         if hasattr(F, "rms_norm"):  # 快：PyTorch 2.4 起有融合的 RMSNorm，算的就是下面两行（测试比较过）
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-        rms = torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # (B, T, 1)：每个字一个均方根
-        return x / rms * self.weight  # (B, T, n_embed)
+            return F.rms_norm(x, self.weight.shape, self.weight, eps=1e-5)
+        # (B, T, n_embed)：除以每个字的均方根（mean 得到 (B, T, 1)）；加 1e-5 防止除以 0
+        return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-5) * self.weight
 
 
 class Block(nn.Module):
