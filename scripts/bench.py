@@ -1,17 +1,20 @@
-"""训练速度的基准：v14 的每一步加速各值多少，和它的上一版（v13）比。
+"""训练速度的基准：v14 的每一步加速各值多少；v13 以后每个版本训练多快，离这颗芯片的峰值多远。
 
 用法
   python scripts/bench.py                    # 本机的设备（CUDA，其次 CPU），结果写进 docs/speed.md
-  python scripts/bench.py --device=cpu --seconds 1 --loss_steps 5 --out /tmp/speed.md   # 快速试一下
-  python scripts/bench.py --compare v15,v16,v17,v18,v19 --seconds 5   # 几个版本轮流量训练速度，写 docs/speed_llama.md
+  python scripts/bench.py --device=cpu --seconds 0.5 --compare_seconds 0.3 --rounds 1 --loss_steps 5 --out /tmp/s.md
+                                             # 快速试一下脚本本身（数字没有意义）
+  python scripts/bench.py --compare v15,v19 --out /tmp/s.md   # 只做第 2 部分，只比这几个版本
 
 做什么
-  1. 速度：在同一个进程、同一台设备上，按顺序一步一步加上 v14 的加速，每一行都比上一行多一种：
+  1. v14 的每一步加速：在同一个进程、同一台设备上，按顺序一步一步加上 v14 的加速，每一行都比上一行多一种：
        v13（上一版）-> 融合 QKV + SDPA -> 词表补到 64 的倍数 -> TF32 -> bf16 -> 融合 AdamW -> torch.compile
-     每行先跑几步预热（不计时），再计时约 10 秒，算出每秒训练多少字；torch.compile 的编译时间单独列出。
-     设备上不起作用的一步（CPU 上的 TF32 和融合 AdamW）标“不适用”。
-  2. 损失：用同一条命令训练 v13 和 v14（真的跑脚本），比较同样步数后的验证损失。
-  尺寸：CPU 上是 README 的 CPU 命令和 v11 的完整模型（batch_size 8，短跑）；GPU 上是 v11 的完整配置。
+     每行先跑几步预热（不计时），再计时，算出每秒训练多少字；torch.compile 的编译时间单独列出，并算出训练多久才划算。
+     设备上不起作用的一步（CPU 上的 TF32）标“不适用”。再用同一条命令训练 v13 和 v14（真的跑脚本），比较验证损失。
+  2. 每个版本（v13 起）：三种尺寸，每个版本 float32 和 bf16 都量，版本轮流量几轮（A、B、C、A、B、C……）取中位数；
+     每行给出字/秒、--dtype=auto 会选哪种、和 v15 比，以及占这颗 CPU bf16 峰值的几成（怎么算的写在报告里）。
+  尺寸：CPU 上是 README 的 CPU 命令、教程尺寸（4 层、128 宽）和 v11 的完整模型（batch_size 8，短跑）；
+  GPU 上是 v11 的完整配置。
 """
 
 import argparse
@@ -23,10 +26,11 @@ import time
 from pathlib import Path
 
 import torch
-from versions import ROOT, hyperparameters, load, machine, number, parse_steps, versions, write_report
+from versions import ROOT, load, machine, number, parse_steps, versions, write_report
 
 SIZES = {  # 名字 -> (超参数, 比较验证损失时训练几步)
     "CPU 命令": ({"batch_size": 16, "block_size": 64, "n_embed": 64, "n_layer": 3, "n_head": 4, "dropout": 0.0}, 300),
+    "教程尺寸": ({"batch_size": 12, "block_size": 64, "n_embed": 128, "n_layer": 4, "n_head": 4, "dropout": 0.2}, 300),
     "完整模型，batch 8": ({"batch_size": 8, "block_size": 256, "n_embed": 384, "n_layer": 6, "n_head": 6,
                           "dropout": 0.2}, 40),
     "完整配置": ({"batch_size": 64, "block_size": 256, "n_embed": 384, "n_layer": 6, "n_head": 6, "dropout": 0.2}, 500),
@@ -77,12 +81,14 @@ def tokens_per_second(module, size, device, seconds, warmup, *, pad=True, tf32=F
 
 def speed_rows(v13, v14, size, device, seconds, warmup, with_compile=True):
     cuda = device == "cuda"
-    bf16_ok = torch.cuda.is_bf16_supported() if cuda else device == "cpu"
+    bf16_ok = bf16_supported(device)
+    fused_ok = cuda or device == "cpu"  # 融合 AdamW：CUDA 上一直有，CPU 上 PyTorch 2.4 起有
     rows = [("v13（上一版）", v13, {}, True), ("+ 融合 QKV + SDPA", v14, {"pad": False}, True),
             ("+ 词表补到 64 的倍数", v14, {}, True), ("+ TF32", v14, {"tf32": True}, cuda),
             ("+ bf16 自动混合精度", v14, {"tf32": cuda, "bf16": True}, bf16_ok),
-            ("+ 融合 AdamW", v14, {"tf32": cuda, "bf16": bf16_ok, "fused": True}, cuda),
-            ("+ torch.compile", v14, {"tf32": cuda, "bf16": bf16_ok, "fused": cuda, "compile_model": True}, with_compile)]
+            ("+ 融合 AdamW", v14, {"tf32": cuda, "bf16": bf16_ok, "fused": True}, fused_ok),
+            ("+ torch.compile", v14, {"tf32": cuda, "bf16": bf16_ok, "fused": fused_ok, "compile_model": True},
+             with_compile)]
     results, previous = [], None
     for name, module, options, applies in rows:
         if not applies:
@@ -108,74 +114,103 @@ def final_val_loss(script, size, steps, device):
     return parse_steps(r.stdout)[-1]["val_loss"], " ".join(args)
 
 
-def compare(tags, found, device, seconds, warmup, rounds, out):
-    """--compare：几个版本轮流量训练速度（A、B、C、A、B、C……，同一个进程），每个版本用它自己的默认精度。
-    轮流量，机器忙闲的变化对每个版本都一样；比值比单独的字/秒可靠。"""
+def bf16_supported(device):
+    """这台设备能不能做 bf16 自动混合精度（和各版本的 pick_dtype 同一个判断）。"""
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+# 每个核每个时钟周期能做多少次 bf16 浮点运算（乘和加各算一次），按 /proc/cpuinfo 的 flags 里最快的那种指令：
+#   AMX-BF16：每核一个 TMUL 单元，每周期 512 次 bf16 乘加 = 1024 次运算（Intel 的说法：AMX 每周期 1024 次 bf16 运算）
+#   AVX512-BF16：VDPBF16PS 一条 512 位指令 = 16 个 fp32 结果 × 2 对 bf16 乘加 = 64 次运算，按每周期一条算
+#   只有 AVX2：没有 bf16 指令，按 fp32 算：2 个 FMA 单元 × 8 个 fp32 × 2 = 32 次运算
+PEAK_FLOP_PER_CYCLE = (("amx_bf16", "AMX-BF16", 1024), ("avx512_bf16", "AVX512-BF16", 64), ("avx2", "AVX2 fp32", 32))
+
+
+def cpu_peak():
+    """(这颗 CPU 的 bf16 峰值 FLOP/秒, 怎么算的)；读不到 /proc/cpuinfo 时是 (None, 原因)。
+    核数用 PyTorch 的线程数（它就用这么多核），时钟用 /proc/cpuinfo 的 cpu MHz（虚拟机里是标称频率，不含睿频）。"""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+        flags = next(line for line in lines if line.startswith("flags")).split()
+        mhz = float(next(line for line in lines if line.startswith("cpu MHz")).split(":")[1])
+    except (OSError, StopIteration, ValueError):
+        return None, "读不到 /proc/cpuinfo，算不了峰值"
+    name, per_cycle = next(((n, f) for flag, n, f in PEAK_FLOP_PER_CYCLE if flag in flags), ("标量", 2))
+    cores = torch.get_num_threads()
+    peak = cores * mhz * 1e6 * per_cycle
+    return peak, (f"{cores} 核 × {mhz:,.0f} MHz × 每周期 {per_cycle} 次运算（{name}）= {peak / 1e12:.2f} TFLOP/秒")
+
+
+def flop_per_token(model, size):
+    """训练一个字要多少次浮点运算：6N + 12·L·T·C（Kaplan 等 2020、PaLM 附录 B 的估计）。
+    N 是做矩阵乘法的参数（不算嵌入表：查表不是乘法；算输出层）；6 = 前向 2 + 反向 4；
+    12·L·T·C 是注意力里 q·k 和 权重·v 两个乘法（L 层，T = block_size，C = n_embed），不按因果遮掩减半。"""
+    embeddings = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
+    matmul_parameters = sum(p.numel() for p in model.parameters()) - embeddings
+    return 6 * matmul_parameters + 12 * size["n_layer"] * size["block_size"] * size["n_embed"]
+
+
+def compare(tags, found, device, seconds, warmup, rounds, sizes):
+    """几个版本轮流量训练速度（A、B、C、A、B、C……，同一个进程），每个版本 float32 和 bf16 都量。
+    轮流量，机器忙闲的变化对每个版本都一样；比值比单独的字/秒可靠。返回报告的几行。"""
     modules = {tag: load(found[tag]) for tag in tags}
-    text = [f"# 训练速度：{'、'.join(tags)}\n", f"- 命令：`python scripts/bench.py {' '.join(sys.argv[1:])}`",
-            f"- 机器：{machine(device)}（设备 {device}，{torch.get_num_threads()} 个线程）",
-            f"- 日期：{datetime.date.today().isoformat()}",
-            (f"- 每个版本每轮先跑 {warmup} 步预热，再计时约 {seconds:g} 秒；{rounds} 轮轮流量，取中位数。"
-             "精度用各版本 --dtype=auto 在这台设备上的选择，不编译。\n")]
-    for name in ("CPU 命令", "完整模型，batch 8"):
+    precisions = ["float32", "bfloat16"] if bf16_supported(device) else ["float32"]
+    peak, how = cpu_peak() if device == "cpu" else (None, "GPU 上不算峰值")
+    text = [(f"每个版本、每种精度每轮先跑 {warmup} 步预热，再计时约 {seconds:g} 秒；{rounds} 轮轮流量，取中位数。不编译；"
+             "v14 起用融合 AdamW（和脚本一样），v13 用普通 AdamW。数据是随机的字（速度和内容无关），词表 6,104（ci.txt）。"),
+            "“--dtype=auto”一列是两种里快的那种（v14 起各版本开训前就这样量、这样选；v13 只有 float32）。",
+            (f"峰值：{how}。每字运算量 = 6N + 12·L·T·C（N：不算嵌入表的参数），"
+             "“峰值占比” = 字/秒 × 每字运算量 ÷ 峰值（用 auto 那一列）。\n")]
+    for name in sizes:
         size = SIZES[name][0]
         print(f"{name}：{size}", flush=True)
-        speeds = {tag: [] for tag in tags}
+        speeds = {(tag, p): [] for tag in tags for p in precisions}
         for _ in range(rounds):
             for tag, module in modules.items():
-                vars(module).update(size)
-                bf16 = module.pick_dtype(device) == "bfloat16"
-                speeds[tag].append(tokens_per_second(module, size, device, seconds, warmup, bf16=bf16)[0])
-                print(f"  {tag}：{speeds[tag][-1]:,.0f} 字/秒", flush=True)
-        base = sorted(speeds[tags[0]])[rounds // 2]
-        text += [f"## {name}（" + "，".join(f"{k} {v}" for k, v in size.items()) + "）\n",
-                 f"| 版本 | 参数量 | 字/秒（中位数） | 各轮 | 比 {tags[0]} |", "|---|---:|---:|---|---:|"]
+                for precision in precisions:
+                    vars(module).update(size)
+                    speed = tokens_per_second(module, size, device, seconds, warmup, bf16=precision == "bfloat16",
+                                              fused=number(found[tag]) >= 14 and device in ("cpu", "cuda"))[0]
+                    speeds[tag, precision].append(speed)
+                    print(f"  {tag} {precision}：{speed:,.0f} 字/秒", flush=True)
+        median = {key: sorted(values)[rounds // 2] for key, values in speeds.items()}
+        best = {tag: max((median[tag, p], p) for p in precisions if number(found[tag]) >= 14 or p == "float32")
+                for tag in tags}
+        base_tag = "v15" if "v15" in tags else tags[0]
+        text += [f"### {name}（" + "，".join(f"{k} {v}" for k, v in size.items()) + "）\n",
+                 "| 版本 | 参数量 | 每字运算量 | " + " | ".join(f"{p} 字/秒" for p in precisions) +
+                 f" | --dtype=auto | 比 {base_tag} | 峰值占比 | 各轮（auto 那种） |",
+                 "|---|---:|---:|" + "---:|" * len(precisions) + "---|---:|---:|---|"]
         for tag, module in modules.items():
             vars(module).update(size)
-            parameters = sum(p.numel() for p in module.BabyGPT(VOCAB_SIZE).parameters())
-            median = sorted(speeds[tag])[rounds // 2]
-            text.append(f"| {tag} | {parameters:,} | {median:,.0f} | {' / '.join(f'{x:,.0f}' for x in speeds[tag])} | "
-                        f"{median / base:.2f}× |")
+            model = module.BabyGPT(VOCAB_SIZE)
+            parameters = sum(p.numel() for p in model.parameters())
+            flop = flop_per_token(model, size)
+            speed, precision = best[tag]
+            fraction = f"{speed * flop / peak:.1%}（{speed * flop / 1e12:.2f} TFLOP/秒）" if peak else "—"
+            text.append(f"| {tag} | {parameters:,} | {flop / 1e6:.1f} M | " +
+                        " | ".join(f"{median[tag, p]:,.0f}" for p in precisions) +
+                        f" | {precision} | {speed / best[base_tag][0]:.2f}× | {fraction} | "
+                        f"{' / '.join(f'{x:,.0f}' for x in speeds[tag, precision])} |")
         text.append("")
-    write_report(out, text)
+    return text
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda"], help="默认：有 CUDA 用 CUDA，否则 CPU")
-    parser.add_argument("--seconds", type=float, default=10, help="每行计时多少秒（默认 10）")
-    parser.add_argument("--warmup", type=int, default=3, help="每行先跑几步不计时（默认 3）")
-    parser.add_argument("--loss_steps", type=int, help="比较验证损失时训练几步（默认：CPU 命令 300，完整模型 40，GPU 500）")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "speed.md"), help="结果写到这里（默认 docs/speed.md）")
-    parser.add_argument("--compare", help="只比较这几个版本的训练速度（逗号分隔，如 v15,v16），写到 --out")
-    parser.add_argument("--rounds", type=int, default=3, help="--compare 时轮流量几轮（默认 3）")
-    args = parser.parse_args()
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    found = versions()
-    if args.compare:
-        tags = args.compare.split(",")
-        if unknown := [tag for tag in tags if tag not in found or number(found[tag]) < 14]:
-            sys.exit(f"错误：不能比较这些版本：{', '.join(unknown)}（要 v14 或更新的）")
-        out = Path(args.out if args.out != parser.get_default("out") else ROOT / "docs" / "speed_llama.md")
-        compare(tags, found, device, args.seconds, args.warmup, args.rounds, out)
-        return
-    if "v14" not in found:
-        sys.exit("错误：还没有 babygpt_v14_fast.py")
+def ladder(found, device, args):
+    """第 1 部分：v14 的加速一步一步加上去（和 v13 比），再比较同样命令训练后的验证损失。返回报告的几行。"""
     v13, v14 = load(found["v13"]), load(found["v14"])
-    sizes = ["完整配置"] if device == "cuda" else ["CPU 命令", "完整模型，batch 8"]
-    began = time.time()
-    text = ["# v14 的训练速度\n", f"- 命令：`python scripts/bench.py {' '.join(sys.argv[1:])}`".rstrip(),
-            f"- 机器：{machine(device)}（设备 {device}，{torch.get_num_threads()} 个线程）",
-            f"- 日期：{datetime.date.today().isoformat()}",
-            (f"- 每行先跑 {args.warmup} 步预热（不计时），再计时约 {args.seconds:g} 秒；每一行在上一行的基础上多加一种加速。"
-            "torch.compile 的编译时间不算在速度里，单独列出。\n")]
-    for name in sizes:
+    text = ["## 1. v14 的每一步加速\n",
+            (f"每行先跑 {args.warmup} 步预热（不计时），再计时约 {args.seconds:g} 秒；每一行在上一行的基础上多加一种加速。"
+             "torch.compile 的编译时间不算在速度里，单独列出，并算出训练多久以后编译才划算。\n")]
+    for name in ["完整配置"] if device == "cuda" else ["CPU 命令", "完整模型，batch 8"]:
         size, loss_steps = SIZES[name]
         loss_steps = args.loss_steps or loss_steps
         print(f"{name}：{size}", flush=True)
         rows = speed_rows(v13, v14, size, device, args.seconds, args.warmup)
         base = rows[0][1]
-        text += [f"## {name}（" + "，".join(f"{k} {v}" for k, v in size.items()) + "）\n",
+        text += [f"### {name}（" + "，".join(f"{k} {v}" for k, v in size.items()) + "）\n",
                  "| 加速 | 字/秒 | 比上一行 | 比 v13 | 编译用时 |", "|---|---:|---:|---:|---:|"]
         for row_name, speed, gain, compile_seconds in rows:
             if speed is None:
@@ -183,16 +218,49 @@ def main():
             else:
                 text.append(f"| {row_name} | {speed:,.0f} | {gain:.2f}× | {speed / base:.2f}× | "
                             f"{f'{compile_seconds:.0f} 秒' if compile_seconds else ''} |")
-        v14_defaults = hyperparameters(found["v14"])
-        vars(v14).update(size)
-        used = v14.pick_dtype(device)  # v14 自己的选择（--dtype=auto）
-        compile_on = v14_defaults["compile"] == "1" or (v14_defaults["compile"] == "auto" and device == "cuda")
-        text.append(f"\nv14 的默认设置（--dtype=auto、--compile=auto）在这里用 {used}，"
-                    f"torch.compile {'开' if compile_on else '关'}。\n")
+        compiled, plain = rows[-1], [row for row in rows[:-1] if row[1]][-1]
+        if compiled[1]:  # 编译用时 c 秒、快了 r 倍：训练 t 秒以后，c + t / r < t，即 t > c / (1 - 1/r)
+            if compiled[1] > plain[1]:
+                text.append(f"\ntorch.compile 快 {compiled[1] / plain[1]:.2f}×：算上编译的 {compiled[3]:.0f} 秒，"
+                            f"训练超过 {compiled[3] / (1 - plain[1] / compiled[1]) / 60:.1f} 分钟才划算。")
+            else:
+                text.append("\ntorch.compile 在这里不快（再算上编译的时间，怎么都不划算）。")
+        text.append(f"\nv14 的 --dtype=auto 在开训前把 {'、'.join(v14.pick_dtype(device))} 都量一遍，用快的；"
+                    f"--compile=auto 在 {device} 上{'开' if device == 'cuda' else '关'}。\n")
         losses = {tag: final_val_loss(found[tag], size, loss_steps, device) for tag in ("v13", "v14")}
         text.append(f"同样的命令训练 {loss_steps} 步后的验证损失：v13 {losses['v13'][0]:.3f}，v14 {losses['v14'][0]:.3f}"
                     f"（差 {abs(losses['v13'][0] - losses['v14'][0]):.3f}；命令参数 `{losses['v14'][1]}`）。\n")
         print(text[-1], flush=True)
+    return text
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="默认：有 CUDA 用 CUDA，否则 CPU")
+    parser.add_argument("--seconds", type=float, default=5, help="第 1 部分每行计时多少秒（默认 5）")
+    parser.add_argument("--compare_seconds", type=float, default=3, help="第 2 部分每个版本每轮计时多少秒（默认 3）")
+    parser.add_argument("--warmup", type=int, default=3, help="每行先跑几步不计时（默认 3）")
+    parser.add_argument("--loss_steps", type=int, help="比较验证损失时训练几步（默认：CPU 命令 300，完整模型 40，GPU 500）")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "speed.md"), help="结果写到这里（默认 docs/speed.md）")
+    parser.add_argument("--compare", help="只做第 2 部分，只比较这几个版本（逗号分隔，如 v15,v19）")
+    parser.add_argument("--rounds", type=int, default=3, help="第 2 部分轮流量几轮（默认 3）")
+    args = parser.parse_args()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    found = versions()
+    tags = args.compare.split(",") if args.compare else [tag for tag in found if number(found[tag]) >= 13]
+    if unknown := [tag for tag in tags if tag not in found or number(found[tag]) < 13]:
+        sys.exit(f"错误：不能比较这些版本：{', '.join(unknown)}（要 v13 或更新的）")
+    if "v14" not in found:
+        sys.exit("错误：还没有 babygpt_v14_fast.py")
+    began = time.time()
+    text = ["# 训练速度\n", f"- 命令：`python scripts/bench.py {' '.join(sys.argv[1:])}`".rstrip(),
+            f"- 机器：{machine(device)}（设备 {device}，{torch.get_num_threads()} 个线程）",
+            f"- 日期：{datetime.date.today().isoformat()}\n"]
+    if not args.compare:
+        text += ladder(found, device, args)
+    sizes = ["完整配置"] if device == "cuda" else ["CPU 命令", "教程尺寸", "完整模型，batch 8"]
+    text += [f"## {'2. ' if not args.compare else ''}每个版本的训练速度（{'、'.join(tags)}）\n",
+             *compare(tags, found, device, args.compare_seconds, args.warmup, args.rounds, sizes)]
     text.append(f"总用时 {time.time() - began:.0f} 秒。")
     write_report(args.out, text)
 
