@@ -64,6 +64,13 @@ def version_args(script, shared, on_cpu):
     return [*cpu_defaults, *applicable(shared, script)]
 
 
+def same_args(script, shared):
+    """--same：大家共用 README 的 CPU 命令；后来的版本新加的超参数（v20 的 min_lr……）取它自己 CPU 命令里的值。"""
+    names = {arg[2:].split("=", 1)[0] for arg in shared}
+    own = [arg for arg in cpu_command(script) if arg[2:].split("=", 1)[0] not in names]
+    return [*own, *applicable(shared, script)]
+
+
 def fmt_seconds(s):
     return f"{int(s // 60)}m{int(s % 60):02d}s" if s >= 60 else f"{s:.0f}s"
 
@@ -415,7 +422,7 @@ def main():
                 left = done / (i - 1) * (len(chosen) - i + 1) if i > 1 else None
                 print(f"[{i}/{len(chosen)}] {available[tag].name}" + (f"（全部还需约 {fmt_seconds(left)}）" if left else ""),
                       flush=True)
-                run_args = [*(applicable(shared, available[tag]) if args.same else
+                run_args = [*(same_args(available[tag], shared) if args.same else
                               version_args(available[tag], shared, on_cpu)), f"--out_dir={scratch}"]
                 result = run_version(tag, available[tag], run_args, args.seconds, env, f"{i}/{len(chosen)}")
                 result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]

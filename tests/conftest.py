@@ -18,17 +18,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from versions import ROOT, flags, load, parse_samples, parse_steps, versions
 
 VERSIONS = [path for tag, path in versions().items() if tag != "v0"]  # 神经网络的版本（v0 是数数，另测）
-__all__ = ["ROOT", "VERSIONS", "descendants", "load", "run", "run_command", "samples", "started", "steps", "tiny_args"]
+__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "run", "run_command", "samples", "started", "steps", "tiny_args"]
 
 
 def tiny_args(script, **overrides):
     """几秒钟就能跑完的超参数；大版本（有 n_head / n_layer）也缩小。只传这个版本有的参数。"""
     args = {"batch_size": 4, "block_size": 16, "n_embed": 16, "max_iters": 30, "eval_interval": 10,
             "eval_iters": 2, "max_new_tokens": 8, "learning_rate": 1e-2, "device": "cpu", "n_head": 2, "n_layer": 2,
-            "dtype": "float32"}
+            "dtype": "float32", "warmup_iters": 2, "min_lr": 1e-3}
     args.update(overrides)
     known = flags(script)
     return [f"--{k}={v}" for k, v in args.items() if k in known]
+
+
+def in_process(module, path, args, monkeypatch):
+    """像命令行一样跑 module.main()（同一个进程）；返回跑完后装着的 Ctrl-C 处理。"""
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    with contextlib.suppress(SystemExit):
+        module.main()
+    return signal.getsignal(signal.SIGINT)
 
 
 def descendants(pid):

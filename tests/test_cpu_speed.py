@@ -1,28 +1,17 @@
 """CPU 上的加速（issue 20）：每一种快的写法都和慢的那份算得一样；老 PyTorch 上退回慢的那份；
 --dtype=auto 真的量了再选；main() 结束时把原来的 Ctrl-C 处理还回去（Jupyter 里 %run 以后照常能中断内核）。"""
 
-import contextlib
 import signal
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import VERSIONS, load, steps, tiny_args
+from conftest import VERSIONS, in_process, load, steps, tiny_args
 from versions import number
 
 LLAMA = [p for p in VERSIONS if number(p) in (16, 17, 18, 19)]
 V19 = next(p for p in VERSIONS if number(p) == 19)
 FAST = [p for p in VERSIONS if number(p) >= 14]
-
-
-def in_process(module, path, args, monkeypatch):
-    """像命令行一样跑 module.main()（同一个进程）；返回跑完后装着的 Ctrl-C 处理。"""
-    monkeypatch.setattr(sys, "argv", [str(path), *args])
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    with contextlib.suppress(SystemExit):
-        module.main()
-    return signal.getsignal(signal.SIGINT)
 
 
 def sentinel(*_):  # 测试进程自己的 Ctrl-C 处理：脚本跑完以后必须还是它

@@ -119,3 +119,14 @@ def test_merge_replaces_only_the_versions_run_again(tmp_path):
     lines = provenance(report)
     assert lines[0].startswith("- 第 1 次（v1–v10）：`python scripts/ladder.py --same`；甲机器；2026-11-28")
     assert lines[1].startswith("- 第 2 次（v2–v19）：`python scripts/ladder.py --same --merge --only v2,v19`")
+
+
+def test_same_configuration_takes_new_hyperparameters_from_each_versions_own_cpu_command():
+    import ladder
+    from versions import cpu_command, versions
+    found = versions()
+    same = [*cpu_command(found["v11"]), "--max_iters=3000"]
+    assert ladder.same_args(found["v19"], same) == ladder.applicable(same, found["v19"])  # v19 没有新参数
+    assert ladder.same_args(found["v3"], same) == ladder.applicable(same, found["v3"])  # 没有 CPU 命令的小版本
+    v20 = ladder.same_args(found["v20"], same)
+    assert v20 == ["--min_lr=6e-4", *same] and "--learning_rate=6e-3" in v20  # 降到 CPU 命令学习率的十分之一

@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT, VERSIONS, load, run, samples, steps, tiny_args
 from versions import hyperparameters, number
 
-ALLOWED_IMPORTS = {"argparse", "contextlib", "datetime", "os", "signal", "socket", "sys", "time", "urllib.request",
+ALLOWED_IMPORTS = {"argparse", "contextlib", "datetime", "math", "os", "signal", "socket", "sys", "time", "urllib.request",
                    "warnings", "torch", "torch.nn", "torch.nn.functional", "torch.distributed", "torch.nn.parallel",
                    "wandb"}
 MARKERS = ("# ---------------- 1. 分词器", "# ---------------- 2. 模型", "# ---------------- 3. 取数据",
@@ -20,9 +20,11 @@ MARKERS = ("# ---------------- 1. 分词器", "# ---------------- 2. 模型", "#
 # 每一步的代码改动（不算文档字符串和注释）最多几行：多数版本 25 行，v12（wandb）40，v13（KV 缓存）45，
 # v14（六种加速，注意力整个换成融合的写法，bf16 做不了时的一行报错，再加上开训前两种精度都量、选快的）105，
 # v15（DDP：进程组、全局 batch 的切分、梯度累积、一起停，各进程用 0 号进程量出的精度）65；从 GPT 到 LLaMA：v16 RMSNorm 15，v17 RoPE 35，
-# v18 SwiGLU 15，v19 GQA 25
-DIFF_LIMIT = {12: 40, 13: 45, 14: 105, 15: 65, 16: 15, 17: 35, 18: 15, 19: 25}
+# v18 SwiGLU 15，v19 GQA 25；怎样训练得好：v20 学习率计划 20，v21 梯度裁剪 10，v22 Muon 40
+DIFF_LIMIT = {12: 40, 13: 45, 14: 105, 15: 65, 16: 15, 17: 35, 18: 15, 19: 25, 20: 20, 21: 10, 22: 40}
 LLAMA = {16: "RMSNorm", 17: "RoPE", 18: "SwiGLU", 19: "GQA"}
+RECIPE = {20: ({"warmup_iters", "min_lr"}, "get_lr"), 21: ({"grad_clip"}, "clip_grad_norm_"),
+          22: (set(), "orthogonalize")}  # 新的超参数、这一步的想法在代码里叫什么
 
 
 def sections(path):
@@ -171,3 +173,21 @@ def test_llama_steps_change_only_the_model(older, newer):
     assert [line for line in changed_lines(old[0], new[0]) if line.startswith("+ import")] == []
     assert changed_lines(old[2], new[2])  # 模型确实变了
     assert LLAMA[number(newer)] in ast.get_docstring(ast.parse(new[0]))
+
+
+@pytest.mark.parametrize("older, newer", [(a, b) for a, b in itertools.pairwise(VERSIONS) if number(b) in RECIPE],
+                         ids=lambda p: p.stem)
+def test_recipe_steps_change_only_the_training_loop_and_the_optimizer(older, newer):
+    """v20..v22：模型、分词器、取数据、脚手架一字不差；开头只多了这一步的超参数；改的都在“4. 训练”里。"""
+    old, new = sections(older), sections(newer)
+    assert old[1:4] == new[1:4] and old[5] == new[5]
+    added, idea = RECIPE[number(newer)]
+    before, after = hyperparameters(older), hyperparameters(newer)
+    assert set(after) - set(before) == added and set(before) <= set(after)
+    assert all(after[k] == before[k] for k in before)
+    head = [line for line in changed_lines(old[0], new[0]) if not line.startswith("+ import math")]
+    assert all(line.startswith("+ ") and line[2:].split(" = ")[0] in added for line in head), head
+    assert changed_lines(old[4], new[4]) and idea in new[4] and idea not in old[4]
+    training = new[4][:new[4].index("\ndef write(")]  # 写词（write）和 main() 不变
+    assert old[4][old[4].index("\ndef write("):] == new[4][new[4].index("\ndef write("):]
+    assert idea in training
