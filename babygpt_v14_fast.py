@@ -7,7 +7,8 @@
      代替逐个头的循环：不再生成 (T, T) 的权重矩阵，GPU 上是 flash attention。
   2. TF32：GPU 上 float32 的矩阵乘法用 TF32 算（Ampere 以后的 NVIDIA 显卡）。
   3. bf16 自动混合精度（--dtype=bfloat16）：矩阵乘法用 16 位的 bfloat16 算，损失还是 float32。
-  4. CUDA 上用融合的 AdamW（fused=True）：一个内核更新所有参数。
+     默认 --dtype=auto：CPU 上开训前两种精度各量几步，用快的（小词表时 float32 快，大模型时 bf16 快）。
+  4. 融合的 AdamW（fused=True）：一个内核更新所有参数（CUDA 上；CPU 上要 PyTorch 2.4 起，一步优化快约 5 倍）。
   5. 输出层的词表补到 64 的倍数（6104 -> 6144）：GPU 上矩阵乘法更规整；补的字不抽、不算损失。
   6. torch.compile（--compile=1）：把模型编译成融合好的内核；编译失败就说一行，照常训练。
   哪一步值多少，取决于设备和模型大小（阿姆达尔定律：只能加速它管的那部分时间）。写词时不用 bf16，
@@ -27,7 +28,7 @@
   v11 的完整模型、batch_size 8：融合 QKV + SDPA 1.06×，补词表 0.96×，bf16 1.60×，compile 1.04×；
     默认设置（bf16、不编译）2,493 字/秒，v13 是 1,542：1.62×。40 步后验证损失 6.124，v13 6.119。
   README 的 CPU 命令：融合 QKV + SDPA 1.19×，补词表 0.89×，bf16 1.08×，compile 1.00×；默认设置 1.15×。
-  TF32 和融合 AdamW 只在 CUDA 上起作用；这次没有 GPU，没有测。
+  TF32 只在 CUDA 上起作用；这次没有 GPU，没有测。2026-12-03 在 Intel Xeon（AMX-BF16）上的重测见 docs/speed.md。
 """
 
 import argparse
