@@ -139,3 +139,14 @@ def test_muon_matches_torch_optim_muon():
         # 两边都在 bf16 里迭代，舍入的次数不同（它用 addmm）：和 float64 算的比，各差 2%～4%
         assert (moved_ours - moved_theirs).norm() < 0.05 * moved_theirs.norm()
         assert torch.allclose(mine.state[ours]["momentum_buffer"], torch_muon.state[theirs]["momentum_buffer"])
+
+
+def test_lr_picture_uses_v20s_own_schedule_at_its_cpu_command(tmp_path):
+    import recipe_pictures
+    module, rates = recipe_pictures.schedule(V20, 3000)
+    assert (module.learning_rate, module.min_lr, module.warmup_iters) == (6e-3, 6e-4, 100)
+    assert rates[99] == pytest.approx(6e-3) and rates[3000] == pytest.approx(6e-4) and len(rates) == 3001
+    evals = [{"step": s, "val_loss": 7 - s / 1000} for s in (0, 1500, 3000)]
+    report = {"results": [{"version": v, "steps": 3000, "evals": evals, "final_val_loss": 4.0} for v in ("v19", "v20")]}
+    recipe_pictures.lr_picture(report, tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
