@@ -19,7 +19,9 @@
   diff -u babygpt_v20_lr_schedule.py babygpt_v21_grad_clip.py
 
 实测
-  （待测）
+  同一配置 3000 步：验证损失 4.598（v20）-> 4.597（v21），几乎不变：学习率 6e-3 时梯度范数本来就小于 1。
+  学习率 0.1、600 步（docs/recipe_runs/）：v20 6.084，v21 6.073，两个都没有发散，也都没训练好；
+  “v20 发散而 v21 稳住”的学习率这次没有找到。命令：python scripts/ladder.py --same --merge --only v19,v20,v21,v22 --set dtype=float32
 """
 
 import argparse

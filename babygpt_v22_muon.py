@@ -22,7 +22,8 @@
   diff -u babygpt_v21_grad_clip.py babygpt_v22_muon.py
 
 实测
-  （待测）
+  同一配置 3000 步：验证损失 4.597（v21）-> 4.569（v22），-0.028；合律 1% -> 1%，句子分 19% -> 29%。
+  命令：python scripts/ladder.py --same --merge --only v19,v20,v21,v22 --set dtype=float32
 """
 
 import argparse
