@@ -26,6 +26,7 @@
 
 import argparse
 import contextlib
+import copy
 import datetime
 import os
 import signal
@@ -243,17 +244,20 @@ def pick_next(logits):
 
 
 # ---------------- 4. 训练 ----------------
-def pick_dtype(device):  # 要比较的精度：只有一种就用它；两种（--dtype=auto）就在开始训练前都量一量，用快的
-    if dtype not in ("auto", "float32", "bfloat16"):
-        fail(f"--dtype={dtype} 不对：只能是 auto、float32 或 bfloat16")
-    if dtype == "bfloat16":  # 先试一下：老显卡、老 PyTorch 的 MPS 做不了 bf16 混合精度，说一行，不要深处的 traceback
+def pick_dtype(device, args):  # 要比较的精度：只有一种就用它；两种（--dtype=auto）就在开始训练前都量一量
+    wanted = dtype
+    if args.resume and wanted == "auto":  # 续训：用检查点训练时的精度（命令行写明了 float32 或 bfloat16 就用写明的）
+        wanted = read_checkpoint(args, "先不加 --resume 训练一次")["hyperparameters"]["dtype"]
+    if wanted not in ("auto", "float32", "bfloat16"):
+        fail(f"--dtype={wanted} 不对：只能是 auto、float32 或 bfloat16")
+    if wanted == "bfloat16":  # 先试一下：老显卡、老 PyTorch 的 MPS 做不了 bf16 混合精度，说一行，不要深处的 traceback
         try:
             with torch.autocast(device, dtype=torch.bfloat16):
                 (torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)).sum().item()
         except RuntimeError as e:
             fail(f"--dtype=bfloat16 在 {device} 上用不了（{str(e).strip().splitlines()[0][:80]}）：改用 --dtype=float32")
-    if dtype != "auto":
-        return [dtype]
+    if wanted != "auto":
+        return [wanted]
     if device == "cuda":
         return ["bfloat16" if torch.cuda.is_bf16_supported() else "float32"]
     # CPU：有 bf16 指令（AVX512-BF16、AMX）时两种都量：大模型 bf16 快得多，小模型、小词表时 float32 反而快（见 docs/speed.md）；
@@ -311,8 +315,8 @@ def train(args, device, rank, world_size):
     torch.backends.cuda.matmul.allow_tf32 = True  # 快：GPU 上 float32 矩阵乘法用 TF32
     # 快：bf16 混合精度。float32 时不建 autocast：老 PyTorch 在 MPS 上连 enabled=False 的 autocast 都建不了
     amps = {name: torch.autocast(device, dtype=torch.bfloat16) if name == "bfloat16" else contextlib.nullcontext()
-            for name in pick_dtype(device)}
-    seconds = announce_time(model, step, device, amps)  # 先量一量要多久（每种精度都量）：配置对这台机器太大时马上说
+            for name in pick_dtype(device, args)}
+    seconds = announce_time(model, optimizer, step, device, amps)  # 先量一量要多久（每种精度都量）：配置对这台机器太大时马上说
     if world_size > 1:  # 每个进程量得不一样：都用 0 号进程量的，大家选同一种精度
         shared = [seconds]
         dist.broadcast_object_list(shared, src=0)
@@ -320,9 +324,15 @@ def train(args, device, rank, world_size):
     if compile not in ("auto", "0", "1"):
         fail(f"--compile={compile} 不对：只能是 auto、0 或 1")
     use_compile = compile == "1" or (compile == "auto" and device == "cuda")
-    precision = min(seconds, key=seconds.get)  # 量出来最快的精度
     measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
-    print(f"加速：精度 {precision}（实测 {measured}），torch.compile {'开' if use_compile else '关'}")
+    precision, why = next(iter(seconds)), ""  # 只量了一种：就用它
+    if len(seconds) == 2:  # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
+        margin = 1.25  # 2 核机器上同一条命令量十次，倍数上下差到约两成：差得比这少，两次可能选得不一样
+        ratio = seconds["float32"] / seconds["bfloat16"]
+        precision = "bfloat16" if ratio > margin else "float32"
+        why = f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"
+    globals()["dtype"] = precision  # 检查点里记下真正用的精度：--resume 接着用它，续训才和一口气训完一样
+    print(f"加速：精度 {precision}（实测 {measured}{why}），torch.compile {'开' if use_compile else '关'}")
     amp = amps[precision]
     fast_model = compiled(model, device, amp) if use_compile else model  # 和 model 是同一份参数
     train_model = DDP(fast_model) if world_size > 1 else fast_model  # DDP：反向传播时把各进程的梯度求平均
@@ -557,6 +567,8 @@ def ask_for_prompts(tokenizer):  # --interactive：一行一个开头；空行�
 def fmt_seconds(s):
     if s >= 3600:
         return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+    if s < 0.1:  # 小模型一步只要几毫秒
+        return f"{s * 1000:.0f}ms"
     return f"{int(s // 60)}m{int(s % 60):02d}s" if s >= 60 else f"{s:.1f}s"
 
 
@@ -564,32 +576,65 @@ def synchronize(device):  # GPU 是异步的：先等它算完再看表
     getattr(torch, device).synchronize()
 
 
-def time_one_pass(model, x, amp, device):  # 一次前向加反向要几秒
+def time_one_step(model, optimizer, x, amp, device):  # 训练一步要几秒：(前向加反向, 优化器走一步)
     start = time.time()
     with amp:
         loss = model(x, x)[1]
     loss.backward()
     synchronize(device)
+    middle = time.time()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    synchronize(device)
+    return middle - start, time.time() - middle
+
+
+def time_forward(model, x, amp, device):  # 评估时的一次前向（不求梯度）要几秒
+    start = time.time()
+    with torch.no_grad(), amp:
+        model(x, x)
+    synchronize(device)
     return time.time() - start
 
 
-def announce_time(model, step, device, precisions=None):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
-    """precisions = {精度: autocast}（v14 起有两种）：每种都量，返回 {精度: 每步秒数}。量的时候不用随机数、不改模型。"""
+def median(values):
+    return sorted(values)[len(values) // 2]
+
+
+def announce_time(model, optimizer, step, device, precisions=None):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
+    """precisions = {精度: autocast}（v14 起有两种）：每种都量，返回 {精度: 每步秒数}。
+    在模型和优化器的副本上真的训练几步（前向、反向、优化器），再量评估的前向；量完副本就扔掉，训练结果和不量一样。"""
     precisions = precisions or {"float32": contextlib.nullcontext()}
-    model.eval()  # 不用 dropout 的随机数：量不量时间，训练结果都一样
-    one = min(time_one_pass(model, torch.zeros((1, block_size), dtype=torch.long, device=device), amp, device)
-              for amp in precisions.values() for _ in range(2))  # 先用 1 段预热、粗量
+    model, optimizer = copy.deepcopy((model, optimizer))  # 一起复制：副本优化器管的正是副本模型的参数
+    model.eval()  # 不用 dropout 的随机数
+    one = min(time_one_step(model, optimizer, torch.zeros((1, block_size), dtype=torch.long, device=device), amp,
+                            device)[0] for amp in precisions.values() for _ in range(2))  # 先用 1 段预热、粗量
     rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
     x = torch.zeros((rows, block_size), dtype=torch.long, device=device)
-    seconds = {name: min(time_one_pass(model, x, amp, device) for _ in range(3)) / rows * batch_size
-               for name, amp in precisions.items()}  # 每种精度量 3 次取最快的，换算成一整步
-    model.zero_grad(set_to_none=True)
-    model.train()
-    step_seconds = min(seconds.values())
-    eval_seconds = step_seconds / 3 * eval_iters * 2  # 评估只有前向，约 1/3
-    total = step_seconds * (max_iters - step) + eval_seconds * ((max_iters - step) // eval_interval + 1)
-    print(f"预计用时约 {fmt_seconds(total)}（每步约 {fmt_seconds(step_seconds)}，每次评估约 {fmt_seconds(eval_seconds)}）")
-    if total > 3600:  # 文件开头的说明里有给 CPU 的缩小命令（v11 起）就给出它
+    timings = {name: [] for name in precisions}
+    for amp in precisions.values():
+        time_one_step(model, optimizer, x, amp, device)  # 热身：第一次要分配内存、准备内核，比以后慢
+    began = time.time()
+    for rounds in range(1, 31):
+        for name, amp in precisions.items():  # 轮流量：机器忽快忽慢时，每种精度赶上的一样多
+            timings[name].append(time_one_step(model, optimizer, x, amp, device))
+        spent = time.time() - began
+        if rounds >= 3 and spent > min(0.5 * len(precisions), spent / rounds * (max_iters - step) / 100):
+            break  # 至少 3 轮；再量到每种半秒，但不超过训练本身的百分之一
+    seconds, evals = {}, {}
+    for name, amp in precisions.items():
+        passes, updates = zip(*timings[name])  # 取中位数：偶尔一步被别的程序打断，不影响
+        seconds[name] = median(passes) / rows * batch_size + median(updates)  # 前向反向按段数换算；优化器一步和段数无关
+        forward = median([time_forward(model, x, amp, device) for _ in range(3)])
+        evals[name] = forward / rows * batch_size * eval_iters * 2  # 评估：只有前向，训练集、验证集各 eval_iters 批
+    totals, said = [], []
+    for name, step_seconds in seconds.items():
+        total = step_seconds * (max_iters - step) + evals[name] * ((max_iters - step) // eval_interval + 1)
+        text = f"约 {fmt_seconds(total)}（每步约 {fmt_seconds(step_seconds)}，每次评估约 {fmt_seconds(evals[name])}）"
+        totals.append(total)
+        said.append(text if len(seconds) == 1 else f"{name} {text}")  # 两种精度都说；用哪种见下一行
+    print("预计用时" + ("" if len(said) == 1 else "：") + "；".join(said))
+    if min(totals) > 3600:  # 文件开头的说明里有给 CPU 的缩小命令（v11 起）就给出它
         command = f"python {os.path.basename(__file__)} --"
         smaller = [line.strip() for line in __doc__.splitlines() if line.strip().startswith(command)]
         print(f"注意：这个配置对这台机器（{device}）太大。" + (f"想几分钟跑完，用给 CPU 的缩小命令：\n  {smaller[0]}"
@@ -696,7 +741,12 @@ def load_checkpoint(args, model, optimizer, tokenizer):
     load_weights(model, state, "现在的超参数")
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng_state"])  # 连随机数也接上：续训和一口气训完结果相同（CPU 上）
-    print(f"从检查点 {checkpoint_path(args)} 的第 {state['step']} 步接着训练")
+    if state["step"] >= max_iters:  # 已经训够了：训练循环在这一步评估一次就停，不会一直训下去
+        print(f"检查点已经训练了 {state['step']} 步，不少于 --max_iters={max_iters}：不再训练，直接写词"
+              "（想接着训练，把 --max_iters 调大）")
+        globals()["max_iters"] = state["step"]
+    else:
+        print(f"从检查点 {checkpoint_path(args)} 的第 {state['step']} 步接着训练")
     return state["step"]
 
 

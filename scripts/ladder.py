@@ -18,6 +18,7 @@
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import re
@@ -246,11 +247,16 @@ def run_counting(script):
             "wall_seconds": round(time.time() - start, 1), "samples": parse_samples(r.stdout)}
 
 
+FORM_TEMPERATURES = {"form": 1.0, "form_t08": 0.8}  # 结果里的键 -> 写词的温度
+
+
 def form_cells(result):
-    form = result.get("form")
-    if not form:
-        return "— | —"
-    return f"{form['overall']['exact']:.0%} | {form['overall']['clause']:.0%}"
+    """合律、句子分两列，每列“温度 1.0 / 温度 0.8”；没量过的写 —。"""
+    cells = []
+    for measure in ("exact", "clause"):
+        found = [f"{result[key]['overall'][measure]:.0%}" if result.get(key) else "—" for key in FORM_TEMPERATURES]
+        cells.append(" / ".join(found))
+    return " | ".join(cells)
 
 
 def form_note(report):
@@ -263,6 +269,7 @@ def form_note(report):
     return (f"“合律”“句子分”是第二把尺子（`scripts/form.py`）：每个版本训练完，从八个常见词牌（浣溪沙、鹧鸪天……）的"
             f"“<词牌> ”开头各写 {pieces} 首，"
             f"看每一句的字数合不合这个词牌（合律 = 整首的句式在训练集里有据可查；句子分 = 和最近的句式逐句比，字数对的句子占几成）。"
+            "每格两个数：写词的温度 1.0 / 0.8（0.8 更保守，常见的字更常被挑中）。"
             f"天花板是验证集里的真词：合律 {ceiling['exact']:.0%}，句子分 {ceiling['clause']:.0%}。"
             "图：[form.png](form.png)。\n")
 
@@ -283,7 +290,8 @@ def provenance(report):
 
 def same_markdown(report):
     v0 = report["counting"]
-    rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 合律 | 句子分 | 用时 |",
+    rows = [("| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 合律（温度 1.0 / 0.8） | "
+             "句子分（1.0 / 0.8） | 用时 |"),
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             (f"| {v0['script']}（数数，不训练） | | | | | **{v0['val_loss']:.3f}** | | | {form_cells(v0)} | "
             f"{fmt_seconds(v0['wall_seconds'])} |")]
@@ -298,7 +306,8 @@ def same_markdown(report):
         "## 同一配置：只差想法\n",
         (f"每个版本用同一套超参数（README 的 CPU 命令里这个版本有的那些）训练同样多的步数：{report['budget']}。"
         "两行之间唯一的不同就是那一版的想法。v0 不训练，只数数：它的验证损失是一条横线，神经网络要先打败它。\n"),
-        *provenance(report), *rows, "", "![同一配置下的验证损失](ladder_same.png)\n", form_note(report),
+        *provenance(report), *rows, "", "![每个版本 3000 步的验证损失和比上一版的变化](ladder_bars.png)\n",
+        "![同一配置下的验证损失曲线](ladder_same.png)\n", form_note(report),
         ("“比上一版”是验证损失的变化（负数 = 这一版的想法让损失降了）。v10 起的 dropout 在这条命令里是 0"
         "（8 分钟远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，"
         "数字也应当相同（v14 起在有 AVX512-BF16 的 CPU 上默认用 bf16，数字略有不同）。\n")])
@@ -334,6 +343,42 @@ def plot_same(report, path):
     plt.close(fig)
 
 
+def plot_bars(report, path):
+    """docs/ladder_bars.png：每个版本一根柱子（3000 步的验证损失），v0 数数的地板是一条横线，
+    柱子上写着比上一版降了（绿）还是升了（红）多少。比 23 条曲线一眼好读。"""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    font = find_cjk_font()
+    if font:
+        plt.rcParams["font.sans-serif"] = [font]
+    label = (lambda zh, en: zh) if font else (lambda zh, en: en)
+    results = report["results"]
+    losses = [r["final_val_loss"] for r in results]
+    changes = [None] + [b - a for a, b in itertools.pairwise(losses)]
+    colors = ["tab:gray" if c is None or abs(c) < 0.0005 else "tab:green" if c < 0 else "tab:red" for c in changes]
+    fig, ax = plt.subplots(figsize=(13, 5.5))
+    x = range(len(results))
+    ax.bar(x, losses, color=colors, width=0.7)
+    v0 = report["counting"]["val_loss"]
+    ax.axhline(v0, color="black", linestyle=":", linewidth=1.5,
+               label=label(f"地板：v0 数数（{v0:.3f}）", f"floor: v0 counting ({v0:.3f})"))
+    for i, (loss, change) in enumerate(zip(losses, changes)):
+        text = f"{loss:.3f}" if change is None else "±0" if abs(change) < 0.0005 else f"{change:+.3f}"
+        ax.text(i, loss + 0.02, text, ha="center", va="bottom", fontsize=8, rotation=90)
+    ax.set_xticks(list(x), [r["version"] for r in results])
+    low, high = min(losses + [v0]), max(losses + [v0])
+    ax.set_ylim(low - 0.3, high + 0.35)
+    ax.set_ylabel(label("验证损失（越低越好）", "validation loss (lower is better)"))
+    ax.set_title(label(f"同一配置、同样步数（{report['budget'].split('，')[0]}）：柱子上是比上一版的变化（绿 = 降，红 = 升）",
+                       "same configuration, same steps: change against the previous version (green = better)"))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
 def plot_form(report, path):
     """docs/form.png：每个版本的合律率和句子分，验证集的真词（天花板）和 v0 数数（地板）画成横线。"""
     import matplotlib
@@ -348,7 +393,11 @@ def plot_form(report, path):
     fig, ax = plt.subplots(figsize=(12, 5.5))
     x = range(len(measured))
     for key, zh, en, color in (("exact", "合律率", "exact fit", "tab:red"), ("clause", "句子分", "clause score", "tab:blue")):
-        ax.plot(x, [r["form"]["overall"][key] for r in measured], marker="o", color=color, label=label(zh, en))
+        ax.plot(x, [r["form"]["overall"][key] for r in measured], marker="o", color=color,
+                label=label(f"{zh}（温度 1.0）", f"{en} (T=1.0)"))
+        if all(r.get("form_t08") for r in measured):
+            ax.plot(x, [r["form_t08"]["overall"][key] for r in measured], marker="s", color=color, alpha=0.5,
+                    linestyle="--", label=label(f"{zh}（温度 0.8）", f"{en} (T=0.8)"))
         ceiling = measured[0]["form"]["ceiling"][key]
         ax.axhline(ceiling, color=color, linestyle="--", linewidth=1,
                    label=label(f"{zh}的天花板：验证集的真词（{ceiling:.0%}）", f"{en} ceiling: real ci ({ceiling:.0%})"))
@@ -426,13 +475,15 @@ def main():
                               version_args(available[tag], shared, on_cpu)), f"--out_dir={scratch}"]
                 result = run_version(tag, available[tag], run_args, args.seconds, env, f"{i}/{len(chosen)}")
                 result["args"] = [a for a in run_args if not a.startswith("--out_dir=")]
-                if args.same and args.form:  # 第二把尺子：它写的词合不合词牌的格律
-                    result["form"] = run_form(["--checkpoint", Path(scratch) / f"{available[tag].stem}.pt",
-                                               "--version", tag, "--pieces", args.form], tag)
+                if args.same and args.form:  # 第二把尺子：它写的词合不合词牌的格律（温度 1.0 和 0.8 各量一次）
+                    checkpoint = ["--checkpoint", Path(scratch) / f"{available[tag].stem}.pt", "--version", tag]
+                    for key, temperature in FORM_TEMPERATURES.items():
+                        result[key] = run_form([*checkpoint, "--pieces", args.form, "--temperature", temperature], tag)
                 results.append(result)
             counting = run_counting(versions()["v0"]) if args.same and "v0" in versions() else None
             if counting and args.form:
-                counting["form"] = run_form(["--counting", "--pieces", args.form], "v0")
+                for key, temperature in FORM_TEMPERATURES.items():
+                    counting[key] = run_form(["--counting", "--pieces", args.form, "--temperature", temperature], "v0")
             if CtrlC.pressed:  # 在两个版本之间按的
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -493,6 +544,8 @@ def write_outputs(report, gpu, out, same=False):
     other = json.loads(other.read_text(encoding="utf-8")) if other.exists() else None
     default_report, same_report = (other, report) if same else (report, other)
     names = [f"{kind}.json", "ladder.md", f"{kind}.png"]
+    if same and report.get("counting"):
+        names.append("ladder_bars.png")
     if same and any(r.get("form") for r in report["results"]):
         names.append("form.png")
     tmp = {name: out / f".{name}.tmp" for name in names}
@@ -504,6 +557,8 @@ def write_outputs(report, gpu, out, same=False):
     (plot_same if same else plot)(report, tmp[f"{kind}.png"])
     if "form.png" in tmp:
         plot_form(report, tmp["form.png"])
+    if "ladder_bars.png" in tmp:
+        plot_bars(report, tmp["ladder_bars.png"])
     for name, path in tmp.items():  # 文件都写好了才一起换上
         os.replace(path, out / name)
     print(f"写好了：{out / 'ladder.md'}、{out / f'{kind}.png'}、{out / f'{kind}.json'}")

@@ -76,7 +76,9 @@ def cpu_command(path):
 
 
 def seconds(text):
-    """进度行里的时间："12.3s"、"1m07s" 或 "2h05m"。"""
+    """进度行里的时间："35ms"、"12.3s"、"1m07s" 或 "2h05m"。"""
+    if m := re.fullmatch(r"(\d+)ms", text):
+        return int(m[1]) / 1000
     m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", text)
     return int(m[1] or 0) * 3600 + int(m[2] or 0) * 60 + float(m[3] or 0)
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from versions import ROOT, flags, load, parse_samples, parse_steps, versions
 
 VERSIONS = [path for tag, path in versions().items() if tag != "v0"]  # 神经网络的版本（v0 是数数，另测）
-__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "run", "run_command", "samples", "started", "steps", "tiny_args"]
+__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "run", "run_command", "samples", "started", "steps", "stopping_at", "tiny_args"]
 
 
 def tiny_args(script, **overrides):
@@ -38,6 +38,16 @@ def in_process(module, path, args, monkeypatch):
     with contextlib.suppress(SystemExit):
         module.main()
     return signal.getsignal(signal.SIGINT)
+
+
+def stopping_at(module, stop_at):
+    """像在第 stop_at 步按了 Ctrl-C：脚本在这一步停下、存检查点（Progress 的子类，只改 line）。
+    v20 起学习率计划取决于 max_iters：要比较“停下再续训”和“一口气训完”，两次的 max_iters 得一样。"""
+    class Stopping(module.Progress):
+        def line(self, step, losses):
+            self.stopped = self.stopped or step == stop_at
+            return super().line(step, losses)
+    return Stopping
 
 
 def descendants(pid):

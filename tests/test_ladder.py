@@ -95,9 +95,15 @@ def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path)
         assert set(form["tunes"]) == {"浣溪沙", "鹧鸪天", "菩萨蛮", "西江月", "减字木兰花", "蝶恋花", "清平乐", "点绛唇"}
         assert all(len(tune["shapes"]) == 1 for tune in form["tunes"].values())  # --form 1：每个词牌一首
         assert 0 <= form["overall"]["exact"] <= form["overall"]["clause"] <= 1 and form["ceiling"]["exact"] > 0.9
-        assert f"| {form['overall']['exact']:.0%} | {form['overall']['clause']:.0%} |" in md
-    assert "| 合律 | 句子分 |" in md and "天花板是验证集里的真词" in md
+        cool = result["form_t08"]  # 温度 0.8 也量了：每格“1.0 / 0.8”
+        assert f"| {form['overall']['exact']:.0%} / {cool['overall']['exact']:.0%} | " \
+               f"{form['overall']['clause']:.0%} / {cool['overall']['clause']:.0%} |" in md
+    assert "| 合律（温度 1.0 / 0.8） | 句子分（1.0 / 0.8） |" in md and "天花板是验证集里的真词" in md
     assert (tmp_path / "form.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image  # 柱状图：每个版本一根柱子，图上有不止一种颜色（不是一张白图）
+    bars = matplotlib.image.imread(tmp_path / "ladder_bars.png")
+    assert bars.shape[0] > 300 and len({tuple(p) for p in bars[::7, ::7, :3].reshape(-1, 3).round(2).tolist()}) > 5
+    assert "![每个版本 3000 步的验证损失和比上一版的变化](ladder_bars.png)" in md
 
 
 def test_merge_replaces_only_the_versions_run_again(tmp_path):

@@ -4,6 +4,7 @@
 管道时一样），torch.autocast 像 PyTorch 2.1/2.2 在 MPS 上那样一建就报错。
 """
 
+import argparse
 import os
 import signal
 import sys
@@ -76,6 +77,30 @@ def test_float32_builds_no_autocast(path, small_corpus, tmp_path, monkeypatch, c
     assert torch.load(tmp_path / f"{path.stem}.pt", weights_only=True)["step"] == 10
 
 
+def no_bf16_tensors(monkeypatch):
+    """像老 macOS、老 PyTorch 的 MPS：张量一变成 bf16 就报错（在训练的某一步深处）。"""
+    def refuse(*_):
+        raise TypeError("MPS: bfloat16 is not supported on this macOS")
+    to = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "bfloat16", refuse)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: refuse() if torch.bfloat16 in (*a, k.get("dtype"))
+                        else to(self, *a, **k))
+
+
+@pytest.mark.parametrize("path", [p for p in VERSIONS if "orthogonalize" in p.read_text(encoding="utf-8")],
+                         ids=lambda p: p.stem)
+def test_muon_trains_where_bf16_is_not_available(path, small_corpus, tmp_path, monkeypatch, capsys):
+    """Muon 的正交化用训练的精度：MPS 上训练是 float32，正交化也是，不碰 bf16。"""
+    monkeypatch.setattr(torch, "autocast", raising_autocast)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # auto 只剩 float32，像 MPS
+    no_bf16_tensors(monkeypatch)
+    train_in_process(path, [*tiny_args(path, max_iters=6, dtype="auto"), f"--data={small_corpus}",
+                            f"--out_dir={tmp_path}"], monkeypatch)
+    out = capsys.readouterr().out
+    assert "加速：精度 float32" in out and [int(line.split()[1].split("/")[0]) for line in out.splitlines()
+                                           if line.startswith("step ")] == [0, 6]
+
+
 @pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) >= 14][:1], ids=lambda p: p.stem)
 def test_bf16_where_it_cannot_run_is_one_line(path, small_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch, "autocast", raising_autocast)
@@ -87,7 +112,8 @@ def test_bf16_where_it_cannot_run_is_one_line(path, small_corpus, tmp_path, monk
                                        "device_type 'mps'）：改用 --dtype=float32\n")
     assert not list(tmp_path.iterdir())
     module = load(path)
-    assert module.dtype == "auto" and module.pick_dtype("mps") == ["float32"]  # MPS 上没量过 bf16：默认 float32，不用量
+    fresh = argparse.Namespace(resume=False)
+    assert module.dtype == "auto" and module.pick_dtype("mps", fresh) == ["float32"]  # MPS 上没量过 bf16：默认 float32，不用量
 
 
 GRANDCHILD = """

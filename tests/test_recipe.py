@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import VERSIONS, in_process, load, steps, tiny_args
+from conftest import VERSIONS, in_process, load, steps, stopping_at, tiny_args
 from versions import number
 
 V20, V21, V22 = (next((p for p in VERSIONS if number(p) == n), None) for n in (20, 21, 22))
@@ -33,16 +33,7 @@ def test_step_line_shows_the_learning_rate_and_the_gradient_norm(small_corpus, t
         assert f" | 学习率 {module.get_lr(step):.2e} | 梯度范数 " in line
     assert module.get_lr(0) == pytest.approx(0.002) and module.get_lr(20) == pytest.approx(0.001)
     norms = [line.rsplit(" ", 1)[1] for line in lines]
-    assert norms[0] == "nan" and all(float(n) > 0 for n in norms[1:])  # 第 0 步还没有梯度
-
-
-def stopping_at(module, stop_at):
-    """像在第 stop_at 步按了 Ctrl-C：脚本在这一步停下、存检查点（Progress 的子类，只改 line）。"""
-    class Stopping(module.Progress):
-        def line(self, step, losses):
-            self.stopped = self.stopped or step == stop_at
-            return super().line(step, losses)
-    return Stopping
+    assert norms[0] == "—" and all(float(n) > 0 for n in norms[1:])  # 第 0 步还没有梯度：不是 nan（nan 是发散）
 
 
 @pytest.mark.parametrize("path", [V20, V22], ids=lambda p: p.stem)
@@ -96,6 +87,7 @@ def test_huge_gradient_is_cut_to_grad_clip(grad_clip, small_corpus, tmp_path, mo
         return original(self, *a, **k)
     monkeypatch.setattr(module, "BabyGPT", Huge)
     monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    monkeypatch.setattr(module, "time_one_step", lambda *a: (0.001, 0.0))  # 开训前量时间的那几步（在副本上）不算
     in_process(module, V21, [*tiny_args(V21, max_iters=3, eval_interval=3), f"--grad_clip={grad_clip}",
                              f"--data={small_corpus}", f"--out_dir={tmp_path}"], monkeypatch)
     shown = float(capsys.readouterr().out.split("梯度范数 ")[-1].split()[0])  # 第 3 步的进度行：裁剪前的范数
@@ -123,6 +115,7 @@ def test_orthogonalize_pushes_every_singular_value_near_one():
 @pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason="这个 PyTorch 没有 torch.optim.Muon")
 def test_muon_matches_torch_optim_muon():
     module = load(V22)
+    module.dtype = "bfloat16"  # bf16 训练时的正交化：和 torch.optim.Muon 一样在 bf16 里迭代
     torch.manual_seed(0)
     for shape in ((24, 64), (64, 24)):
         start = torch.randn(shape)
@@ -139,6 +132,35 @@ def test_muon_matches_torch_optim_muon():
         # 两边都在 bf16 里迭代，舍入的次数不同（它用 addmm）：和 float64 算的比，各差 2%～4%
         assert (moved_ours - moved_theirs).norm() < 0.05 * moved_theirs.norm()
         assert torch.allclose(mine.state[ours]["momentum_buffer"], torch_muon.state[theirs]["momentum_buffer"])
+
+
+def test_orthogonalize_runs_in_the_training_precision():
+    """float32 训练（MPS、只有 AVX2 的 CPU、--dtype=float32）时正交化也在 float32 里迭代：和 float64 算的几乎一样；
+    bf16 训练时在 bf16 里迭代，差到百分之几。"""
+    module = load(V22)
+    torch.manual_seed(0)
+    G = torch.randn(24, 64)
+    exact = module.orthogonalize(G.double())  # float64 的参考
+    module.dtype = "float32"
+    assert module.orthogonalize(G).dtype == torch.float32
+    assert (module.orthogonalize(G).double() - exact).norm() < 1e-5 * exact.norm()
+    module.dtype = "bfloat16"
+    assert (module.orthogonalize(G).double() - exact).norm() > 1e-3 * exact.norm()
+
+
+def test_muon_leaves_parameters_without_a_gradient_alone_and_optimizers_zero_both():
+    module = load(V22)
+    torch.manual_seed(0)
+    used, unused = torch.nn.Parameter(torch.randn(8, 16)), torch.nn.Parameter(torch.randn(8, 16))
+    bias = torch.nn.Parameter(torch.randn(8))
+    before = unused.detach().clone()
+    optimizer = module.Optimizers(module.Muon([used, unused], {"lr": 0.02, "momentum": 0.95, "weight_decay": 0.01}),
+                                  torch.optim.AdamW([bias], lr=0.01))
+    (used.sum() + bias.sum()).backward()  # unused 没有梯度（.grad 是 None），像这一步没用上的参数
+    optimizer.step()
+    assert torch.equal(unused.detach(), before) and unused not in optimizer.optimizers[0].state
+    optimizer.zero_grad(set_to_none=True)
+    assert used.grad is None and bias.grad is None
 
 
 def test_lr_picture_uses_v20s_own_schedule_at_its_cpu_command(tmp_path):

@@ -12,16 +12,18 @@ import torch
 from conftest import ROOT, VERSIONS, load, run, samples, steps, tiny_args
 from versions import hyperparameters, number
 
-ALLOWED_IMPORTS = {"argparse", "contextlib", "datetime", "math", "os", "signal", "socket", "sys", "time", "urllib.request",
+ALLOWED_IMPORTS = {"argparse", "contextlib", "copy", "datetime", "math", "os", "signal", "socket", "sys", "time", "urllib.request",
                    "warnings", "torch", "torch.nn", "torch.nn.functional", "torch.distributed", "torch.nn.parallel",
                    "wandb"}
 MARKERS = ("# ---------------- 1. 分词器", "# ---------------- 2. 模型", "# ---------------- 3. 取数据",
            "# ---------------- 4. 训练", "# ================ 脚手架")
 # 每一步的代码改动（不算文档字符串和注释）最多几行：多数版本 25 行，v12（wandb）40，v13（KV 缓存）45，
-# v14（六种加速，注意力整个换成融合的写法，bf16 做不了时的一行报错，再加上开训前两种精度都量、选快的）105，
+# v14（六种加速，注意力整个换成融合的写法，bf16 做不了时的一行报错，再加上开训前两种精度都量、float32 优先、
+# bf16 快过 1.25 倍才用并说出为什么，检查点记下用的精度、续训接着用）115，
 # v15（DDP：进程组、全局 batch 的切分、梯度累积、一起停，各进程用 0 号进程量出的精度）65；从 GPT 到 LLaMA：v16 RMSNorm 15，v17 RoPE 35，
-# v18 SwiGLU 15，v19 GQA 25；怎样训练得好：v20 学习率计划 20，v21 梯度裁剪 10，v22 Muon 40
-DIFF_LIMIT = {12: 40, 13: 45, 14: 105, 15: 65, 16: 15, 17: 35, 18: 15, 19: 25, 20: 20, 21: 10, 22: 40}
+# v18 SwiGLU 15，v19 GQA 25；怎样训练得好：v20 学习率计划 20，v21 梯度裁剪 10（进度行的梯度范数在没走过一步时是“—”），
+# v22 Muon 45（Optimizers 的 zero_grad、没有梯度的参数不动、正交化用训练的精度）
+DIFF_LIMIT = {12: 40, 13: 45, 14: 115, 15: 65, 16: 15, 17: 35, 18: 15, 19: 25, 20: 20, 21: 10, 22: 45}
 LLAMA = {16: "RMSNorm", 17: "RoPE", 18: "SwiGLU", 19: "GQA"}
 RECIPE = {20: ({"warmup_iters", "min_lr"}, "get_lr"), 21: ({"grad_clip"}, "clip_grad_norm_"),
           22: (set(), "orthogonalize")}  # 新的超参数、这一步的想法在代码里叫什么
