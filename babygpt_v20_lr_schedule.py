@@ -355,7 +355,7 @@ def train(args, device, rank, world_size):
     measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
     precision, why = next(iter(seconds)), ""  # 只量了一种：就用它
     if len(seconds) == 2:  # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-        margin = 1.25  # 2 核机器上同一条命令量十次，倍数上下差到约两成：差得比这少，两次可能选得不一样
+        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/dtype_noise.md）：差得少时两次会选得不一样
         ratio = seconds["float32"] / seconds["bfloat16"]
         precision = "bfloat16" if ratio > margin else "float32"
         why = f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"
@@ -643,8 +643,9 @@ def announce_time(model, optimizer, step, device, precisions=None):  # 训练前
     rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
     x = torch.zeros((rows, block_size), dtype=torch.long, device=device)
     timings = {name: [] for name in precisions}
-    for amp in precisions.values():
-        time_one_step(model, optimizer, x, amp, device)  # 热身：第一次要分配内存、准备内核，比以后慢
+    for _ in range(3):  # 热身：开头几步要分配内存、准备内核，比以后慢（float32 在 CPU 上要好几步才稳）
+        for amp in precisions.values():
+            time_one_step(model, optimizer, x, amp, device)
     began = time.time()
     for rounds in range(1, 31):
         for name, amp in precisions.items():  # 轮流量：机器忽快忽慢时，每种精度赶上的一样多

@@ -1,12 +1,14 @@
 """babygpt v22：Muon 优化器（怎样训练得好，第三步）
 
 本版新内容
-  块里的二维权重矩阵（注意力的 q、k、v、输出投影，前馈网络的三个矩阵）改用 Muon 更新；
+  块里的二维权重矩阵（注意力的 qkv 和输出投影，前馈网络的三个矩阵）改用 Muon 更新。qkv 是一个矩阵
+  （q、k、v 一次算出，v14 起这样写），Muon 把它当一个矩阵正交化；modded-nanogpt 把 q、k、v 分开各做一次，这里没有分开量过。
   嵌入表、输出层和 RMSNorm 的权重还用 AdamW（两个优化器合成一个 Optimizers，检查点里两份状态都存）。
   Muon 和带动量的 SGD 一样攒动量，但每一步不直接走动量，而是先把它“正交化”（函数 orthogonalize）：
   一个矩阵的更新可以看成往几个方向各推一把，有的方向推得很重、有的几乎没推；
-  正交化把每个方向都推得一样重（奇异值都变成 1，方向不变），原来被大方向淹没的小方向也学得动。
-  正交化用 Newton–Schulz 迭代，只做 5 轮矩阵乘法，不做 SVD。为了让学习率照旧可用，
+  正交化把每个方向都推得差不多一样重（奇异值都推到 1 附近，方向不变），原来被大方向淹没的小方向也学得动。
+  正交化用 Newton–Schulz 迭代，只做 5 轮矩阵乘法，不做 SVD：5 轮推不到正好 1。随机矩阵的奇异值推完落在
+  0.68 到 1.13 之间；奇异值相差一千倍的矩阵，最小的只推到 0.2 左右。Muon 要的就是“差不多一样大”。迭代用训练的精度：bf16 训练时用 bf16，float32（MPS、只有 AVX2 的 CPU）时用 float32。为了让学习率照旧可用，
   更新再乘 0.2·√max(行, 列)，大小和 AdamW 的一步相当（Moonlight 的做法，torch.optim.Muon 的 adjust_lr_fn="match_rms_adamw"）。
   Muon 由 Keller Jordan 在 2024 年的 nanoGPT 速通纪录（modded-nanogpt）里提出；Kimi 的 Moonlight、K2 用它训练大模型，
   nanochat 也用它。这里自己写了一遍（不用 torch.optim.Muon），学习者读得到，老 PyTorch 上也能跑。
@@ -409,7 +411,7 @@ def train(args, device, rank, world_size):
     measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
     precision, why = next(iter(seconds)), ""  # 只量了一种：就用它
     if len(seconds) == 2:  # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-        margin = 1.25  # 2 核机器上同一条命令量十次，倍数上下差到约两成：差得比这少，两次可能选得不一样
+        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/dtype_noise.md）：差得少时两次会选得不一样
         ratio = seconds["float32"] / seconds["bfloat16"]
         precision = "bfloat16" if ratio > margin else "float32"
         why = f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"
@@ -701,8 +703,9 @@ def announce_time(model, optimizer, step, device, precisions=None):  # 训练前
     rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
     x = torch.zeros((rows, block_size), dtype=torch.long, device=device)
     timings = {name: [] for name in precisions}
-    for amp in precisions.values():
-        time_one_step(model, optimizer, x, amp, device)  # 热身：第一次要分配内存、准备内核，比以后慢
+    for _ in range(3):  # 热身：开头几步要分配内存、准备内核，比以后慢（float32 在 CPU 上要好几步才稳）
+        for amp in precisions.values():
+            time_one_step(model, optimizer, x, amp, device)
     began = time.time()
     for rounds in range(1, 31):
         for name, amp in precisions.items():  # 轮流量：机器忽快忽慢时，每种精度赶上的一样多

@@ -424,8 +424,9 @@ def announce_time(model, optimizer, step, device, precisions=None):  # 训练前
     rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
     x = torch.zeros((rows, block_size), dtype=torch.long, device=device)
     timings = {name: [] for name in precisions}
-    for amp in precisions.values():
-        time_one_step(model, optimizer, x, amp, device)  # 热身：第一次要分配内存、准备内核，比以后慢
+    for _ in range(3):  # 热身：开头几步要分配内存、准备内核，比以后慢（float32 在 CPU 上要好几步才稳）
+        for amp in precisions.values():
+            time_one_step(model, optimizer, x, amp, device)
     began = time.time()
     for rounds in range(1, 31):
         for name, amp in precisions.items():  # 轮流量：机器忽快忽慢时，每种精度赶上的一样多

@@ -1,7 +1,7 @@
 """一条命令验证 GPU 上的路径：v14 的加速（bf16、TF32、融合 AdamW、torch.compile）、v15 的 NCCL、KV 缓存，写一份报告。
 
 用法
-  python scripts/gpu_check.py                           # 在 GPU 上：全部跑一遍（一块 H200 上约 8 分钟以内），写 docs/gpu_check.md
+  python scripts/gpu_check.py                           # 在 GPU 上：全部跑一遍（一块 H200 上 314 秒），写 docs/gpu_check.md
   python scripts/gpu_check.py --device=cpu --quick      # 在 CPU 上用很小的尺寸把每一部分都走一遍（2 分钟以内）
   python scripts/gpu_check.py --device=cpu --parts=4 --out=docs/writing_cpu.md   # 只量完整尺寸的写词速度和 KV 缓存
 
