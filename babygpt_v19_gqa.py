@@ -18,7 +18,7 @@
   diff -u babygpt_v18_swiglu.py babygpt_v19_gqa.py
 
 实测
-  同一配置（README 的 CPU 命令，4 个 q 头、n_kv_head=2）3000 步：验证损失 4.684（v18）-> 4.677（v19），没有变差。
+  同一配置（README 的 CPU 命令，4 个 q 头、n_kv_head=2，float32）3000 步：验证损失 4.657（v18）-> 4.677（v19），略差（+0.020）。
   v11 的完整大小写 200 个字：KV 缓存 4.50 MiB（n_kv_head=6）-> 1.50 MiB（n_kv_head=2），写的速度差不多
   （这台 CPU 上 235 对 251 字/秒，一次测量）。见 README 的“从 GPT 到 LLaMA”和 docs/writing_cpu.md。
 """

@@ -12,16 +12,18 @@
   python 本文件                          训练，然后从 --prompts 的开头写词
   python 本文件 --help                   列出所有超参数和默认值
   python 本文件 --sample --interactive   不训练：用存好的检查点写词，自己输入开头
-  CPU 上用缩小的配置（README 里 v11 的 CPU 命令，再加上 --min_lr=6e-4：学习率降到 6e-3 的十分之一；约 MINUTES）：
+  CPU 上用缩小的配置（README 里 v11 的 CPU 命令，再加上 --min_lr=6e-4：学习率降到 6e-3 的十分之一；约 4 到 5 分钟）：
   python babygpt_v21_grad_clip.py --batch_size=16 --block_size=64 --n_embed=64 --n_layer=3 --n_head=4 --dropout=0 --learning_rate=6e-3 --min_lr=6e-4 --max_iters=5000 --eval_interval=500 --eval_iters=20
 
 和上一版比较
   diff -u babygpt_v20_lr_schedule.py babygpt_v21_grad_clip.py
 
 实测
-  同一配置 3000 步：验证损失 4.598（v20）-> 4.597（v21），几乎不变：学习率 6e-3 时梯度范数本来就小于 1。
-  学习率 0.1、600 步（docs/recipe_runs/）：v20 6.084，v21 6.073，两个都没有发散，也都没训练好；
-  “v20 发散而 v21 稳住”的学习率这次没有找到。命令：python scripts/ladder.py --same --merge --only v19,v20,v21,v22 --set dtype=float32
+  同一配置 3000 步：验证损失 4.601（v20）-> 4.598（v21），几乎不变。3000 步里只有 3 步的梯度范数超过 1.0
+  （升温时的第 26、29、30 步，最大 1.08），裁剪只在这 3 步起作用；float32 在 CPU 上每次结果相同，所以从那以后
+  v20 和 v21 的损失就不一样了。学习率 0.1、600 步：22 步被裁剪，最大 10.64（python scripts/clipping.py，docs/grad_norm.png）。
+  那时 v20 6.084、v21 6.073（docs/recipe_runs/，Intel 机器），两个都没有发散，也都没训练好；
+  “v20 发散而 v21 稳住”的学习率没有找到。命令：python scripts/ladder.py --same --merge --only v14,v15,v16,v17,v18,v19,v20,v21,v22 --set dtype=float32
 """
 
 import argparse

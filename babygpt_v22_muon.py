@@ -8,7 +8,8 @@
   一个矩阵的更新可以看成往几个方向各推一把，有的方向推得很重、有的几乎没推；
   正交化把每个方向都推得差不多一样重（奇异值都推到 1 附近，方向不变），原来被大方向淹没的小方向也学得动。
   正交化用 Newton–Schulz 迭代，只做 5 轮矩阵乘法，不做 SVD：5 轮推不到正好 1。随机矩阵的奇异值推完落在
-  0.68 到 1.13 之间；奇异值相差一千倍的矩阵，最小的只推到 0.2 左右。Muon 要的就是“差不多一样大”。迭代用训练的精度：bf16 训练时用 bf16，float32（MPS、只有 AVX2 的 CPU）时用 float32。为了让学习率照旧可用，
+  0.68 到 1.13 之间；奇异值相差一千倍的矩阵，最小的只推到 0.2 左右。Muon 要的就是“差不多一样大”。
+  迭代用训练的精度：bf16 训练时用 bf16，float32（MPS、只有 AVX2 的 CPU）时用 float32。为了让学习率照旧可用，
   更新再乘 0.2·√max(行, 列)，大小和 AdamW 的一步相当（Moonlight 的做法，torch.optim.Muon 的 adjust_lr_fn="match_rms_adamw"）。
   Muon 由 Keller Jordan 在 2024 年的 nanoGPT 速通纪录（modded-nanogpt）里提出；Kimi 的 Moonlight、K2 用它训练大模型，
   nanochat 也用它。这里自己写了一遍（不用 torch.optim.Muon），学习者读得到，老 PyTorch 上也能跑。
@@ -17,15 +18,18 @@
   python 本文件                          训练，然后从 --prompts 的开头写词
   python 本文件 --help                   列出所有超参数和默认值
   python 本文件 --sample --interactive   不训练：用存好的检查点写词，自己输入开头
-  CPU 上用缩小的配置（README 里 v11 的 CPU 命令，再加上 --min_lr=6e-4：学习率降到 6e-3 的十分之一；约 MINUTES）：
+  CPU 上用缩小的配置（README 里 v11 的 CPU 命令，再加上 --min_lr=6e-4：学习率降到 6e-3 的十分之一；本机 2 核 4 分 41 秒）：
   python babygpt_v22_muon.py --batch_size=16 --block_size=64 --n_embed=64 --n_layer=3 --n_head=4 --dropout=0 --learning_rate=6e-3 --min_lr=6e-4 --max_iters=5000 --eval_interval=500 --eval_iters=20
 
 和上一版比较
   diff -u babygpt_v21_grad_clip.py babygpt_v22_muon.py
 
 实测
-  同一配置 3000 步：验证损失 4.597（v21）-> 4.569（v22），-0.028；合律 1% -> 1%，句子分 19% -> 29%。
-  命令：python scripts/ladder.py --same --merge --only v19,v20,v21,v22 --set dtype=float32
+  同一配置 3000 步：验证损失 4.598（v21）-> 4.569（v22），-0.028；合律 0% -> 1%，句子分 18% -> 28%（温度 0.8：15% -> 30%）。
+  命令：python scripts/ladder.py --same --merge --only v14,v15,v16,v17,v18,v19,v20,v21,v22 --set dtype=float32
+  正交化在 bf16 里迭代（Intel 机器上的一次）和在 float32 里迭代（本机，--dtype=float32 时），3000 步的验证损失都是 4.5694。
+  代价是速度：同一台 CPU 上 v21 每秒 20,020 字、v22 16,364 字（阶梯上，0.82×）；CPU 命令各跑 1000 步、轮流两轮，
+  23,483 对 20,793 和 20,838（0.89×）。一块 H200 上完整配置每秒约 30 万字，只有 v14 的五分之一（docs/gpu_runs/）。
 """
 
 import argparse

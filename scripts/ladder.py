@@ -309,8 +309,10 @@ def same_markdown(report):
         *provenance(report), *rows, "", "![每个版本 3000 步的验证损失和比上一版的变化](ladder_bars.png)\n",
         "![同一配置下的验证损失曲线](ladder_same.png)\n", form_note(report),
         ("“比上一版”是验证损失的变化（负数 = 这一版的想法让损失降了）。v10 起的 dropout 在这条命令里是 0"
-        "（8 分钟远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，"
-        "数字也应当相同（v14 起在有 AVX512-BF16 的 CPU 上默认用 bf16，数字略有不同）。\n")])
+        "（8 分钟远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，数字也相同。"
+        "v14 起的版本用 `--set dtype=float32` 跑（`--dtype=auto` 是开训前量出来的，两次可能选得不一样）；"
+        "v14 的 q、k、v 合成一个 Linear、输出层补到 64 的倍数，初始的随机数取法变了，所以和 v13 差一点。"
+        "训练速度是每个版本跑一次的读数，同一台机器上前后能差三成，比速度要用 scripts/bench.py。\n")])
 
 
 def plot_same(report, path):
@@ -395,9 +397,10 @@ def plot_form(report, path):
     for key, zh, en, color in (("exact", "合律率", "exact fit", "tab:red"), ("clause", "句子分", "clause score", "tab:blue")):
         ax.plot(x, [r["form"]["overall"][key] for r in measured], marker="o", color=color,
                 label=label(f"{zh}（温度 1.0）", f"{en} (T=1.0)"))
-        if all(r.get("form_t08") for r in measured):
-            ax.plot(x, [r["form_t08"]["overall"][key] for r in measured], marker="s", color=color, alpha=0.5,
-                    linestyle="--", label=label(f"{zh}（温度 0.8）", f"{en} (T=0.8)"))
+        cool = [(i, r["form_t08"]["overall"][key]) for i, r in enumerate(measured) if r.get("form_t08")]
+        if cool:  # 温度 0.8：量过的版本才画
+            ax.plot(*zip(*cool, strict=True), marker="s", color=color, alpha=0.5, linestyle="--",
+                    label=label(f"{zh}（温度 0.8）", f"{en} (T=0.8)"))
         ceiling = measured[0]["form"]["ceiling"][key]
         ax.axhline(ceiling, color=color, linestyle="--", linewidth=1,
                    label=label(f"{zh}的天花板：验证集的真词（{ceiling:.0%}）", f"{en} ceiling: real ci ({ceiling:.0%})"))
