@@ -93,7 +93,8 @@ def test_ctrl_c_during_training_saves_checkpoint_and_still_writes(small_corpus, 
 def test_too_big_is_said_at_once_and_ctrl_c_stops_the_first_evaluation(small_corpus, tmp_path):
     """评估慢得出奇（eval_iters 极大）：开头几行就说要多久、给出缩小命令；第一次评估中按 Ctrl-C 立刻停下。"""
     began = time.time()
-    with start([*tiny_args(V1, eval_iters=2_000_000), f"--data={small_corpus}"], tmp_path) as proc:
+    # 30 次评估、每次几百万批：估计远超一小时（只靠一次评估的长度，快机器上可能不到一小时）
+    with start([*tiny_args(V1, eval_iters=2_000_000, eval_interval=1), f"--data={small_corpus}"], tmp_path) as proc:
         early = read_until(proc, "注意：")
         early += [next(proc.stdout)]
         assert time.time() - began < 30 and not any(line.startswith("step") for line in early)
