@@ -65,7 +65,8 @@ def test_resume_uses_the_precision_the_checkpoint_trained_in(path, small_corpus,
         x.shape[0] * (0.003 if isinstance(amp, torch.autocast) else 0.001), 0.0))
     in_process(resumed, path, [*args, f"--out_dir={tmp_path / 'split'}", "--resume"], monkeypatch)
     out = capsys.readouterr().out
-    assert "加速：精度 bfloat16（实测 bfloat16 " in out and "float32" not in out.split("加速：")[1].splitlines()[0]
+    line = out.split("加速：")[1].splitlines()[0]
+    assert line.startswith("精度 bfloat16（实测 bfloat16 ") and "float32" not in line and "续训，用检查点训练时的精度" in line
     a, b = (torch.load(tmp_path / d / f"{path.stem}.pt", weights_only=True) for d in ("split", "straight"))
     assert a["step"] == b["step"] == 8
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])  # 和一口气用 bf16 训完一模一样
