@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from versions import ROOT, cpu_command, find_cjk_font, load, machine, parse_steps, versions
+from versions import ROOT, cpu_command, load, machine, parse_steps, pyplot, versions
 
 RUNS = {  # 名字 -> 在 v21 的 CPU 命令之上改的参数
     "同一配置（学习率 6e-3）": [],
@@ -53,13 +53,7 @@ def run(script, args, steps):
 
 
 def picture(report, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    font = find_cjk_font()
-    if font:
-        plt.rcParams["font.sans-serif"] = [font]
-    label = (lambda zh, en: zh) if font else (lambda zh, en: en)
+    plt, label = pyplot()
     runs = report["runs"]
     fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.8))
     for ax, (name, run) in zip(axes, runs.items(), strict=True):

@@ -34,13 +34,13 @@ import torch
 from versions import (
     ROOT,
     cpu_command,
-    find_cjk_font,
     flags,
     hyperparameters,
     machine,
     number,
     parse_samples,
     parse_steps,
+    pyplot,
     versions,
 )
 
@@ -316,13 +316,7 @@ def same_markdown(report):
 
 
 def plot_same(report, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    font = find_cjk_font()
-    if font:
-        plt.rcParams["font.sans-serif"] = [font]
-    label = (lambda zh, en: zh) if font else (lambda zh, en: en)  # 没有中文字体就用英文标签，免得汉字变方框
+    plt, label = pyplot()
     fig, ax = plt.subplots(figsize=(12, 6.5))
     colors = plt.cm.tab20.colors
     for i, r in enumerate(report["results"]):
@@ -348,13 +342,7 @@ def plot_same(report, path):
 def plot_bars(report, path):
     """docs/ladder_bars.png：每个版本一根柱子（3000 步的验证损失），v0 数数的地板是一条横线，
     柱子上写着比上一版降了（绿）还是升了（红）多少。比 23 条曲线一眼好读。"""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    font = find_cjk_font()
-    if font:
-        plt.rcParams["font.sans-serif"] = [font]
-    label = (lambda zh, en: zh) if font else (lambda zh, en: en)
+    plt, label = pyplot()
     results = report["results"]
     losses = [r["final_val_loss"] for r in results]
     changes = [None] + [b - a for a, b in itertools.pairwise(losses)]
@@ -383,13 +371,7 @@ def plot_bars(report, path):
 
 def plot_form(report, path):
     """docs/form.png：每个版本的合律率和句子分，验证集的真词（天花板）和 v0 数数（地板）画成横线。"""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    font = find_cjk_font()
-    if font:
-        plt.rcParams["font.sans-serif"] = [font]
-    label = (lambda zh, en: zh) if font else (lambda zh, en: en)
+    plt, label = pyplot()
     measured = [r for r in report["results"] if r.get("form")]
     names = [r["version"] for r in measured]
     fig, ax = plt.subplots(figsize=(12, 5.5))

@@ -13,17 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from versions import ROOT, cpu_command, find_cjk_font, load, parse_steps, versions
-
-
-def setup():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    font = find_cjk_font()
-    if font:
-        plt.rcParams["font.sans-serif"] = [font]
-    return plt, (lambda zh, en: zh) if font else (lambda zh, en: en)  # 没有中文字体就用英文标签
+from versions import ROOT, cpu_command, load, parse_steps, pyplot, versions
 
 
 def schedule(script, steps):
@@ -38,7 +28,7 @@ def schedule(script, steps):
 
 
 def lr_picture(report, out):
-    plt, label = setup()
+    plt, label = pyplot()
     found = {r["version"]: r for r in report["results"]}
     steps = found["v20"]["steps"]
     module, rates = schedule(versions()["v20"], steps)
@@ -66,7 +56,7 @@ def lr_picture(report, out):
 
 
 def clip_picture(logs, lr, out):
-    plt, label = setup()
+    plt, label = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, path in zip(("v20", "v21"), logs, strict=True):
         rows = parse_steps(Path(path).read_text(encoding="utf-8"))

@@ -142,3 +142,14 @@ def write_report(path, lines):
     out.with_suffix(".tmp").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out.with_suffix(".tmp").replace(out)
     print(f"写好了：{out}")
+
+
+def pyplot():
+    """matplotlib（不开窗口）和一个 label(中文, 英文)：找得到中文字体就用中文标签，找不到就用英文，免得汉字变方框。"""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    font = find_cjk_font()
+    if font:
+        plt.rcParams["font.sans-serif"] = [font]
+    return plt, (lambda zh, en: zh) if font else (lambda zh, en: en)
