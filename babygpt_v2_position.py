@@ -346,10 +346,9 @@ def median(values):
     return sorted(values)[len(values) // 2]
 
 
-def announce_time(model, optimizer, step, device, precisions=None):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
-    """precisions = {精度: autocast}（v14 起有两种）：每种都量，返回 {精度: 每步秒数}。
+def measure_time(model, optimizer, step, device, precisions):  # 返回 ({精度: 训练一步的秒数}, {精度: 评估一次的秒数})
+    """precisions = {精度: autocast}（v14 起有两种）：每种都量。
     在模型和优化器的副本上真的训练几步（前向、反向、优化器），再量评估的前向；量完副本就扔掉，训练结果和不量一样。"""
-    precisions = precisions or {"float32": contextlib.nullcontext()}
     model, optimizer = copy.deepcopy((model, optimizer))  # 一起复制：副本优化器管的正是副本模型的参数
     model.eval()  # 不用 dropout 的随机数
     one = min(time_one_step(model, optimizer, torch.zeros((1, block_size), dtype=torch.long, device=device), amp,
@@ -373,6 +372,12 @@ def announce_time(model, optimizer, step, device, precisions=None):  # 训练前
         seconds[name] = median(passes) / rows * batch_size + median(updates)  # 前向反向按段数换算；优化器一步和段数无关
         forward = median([time_forward(model, x, amp, device) for _ in range(3)])
         evals[name] = forward / rows * batch_size * eval_iters * 2  # 评估：只有前向，训练集、验证集各 eval_iters 批
+    return seconds, evals
+
+
+def announce_time(model, optimizer, step, device, precisions=None):  # 训练前量一步要多久，估计总用时，免得学习者对着不动的屏幕干等
+    """返回 {精度: 每步秒数}；没给 precisions 就只量 float32。"""
+    seconds, evals = measure_time(model, optimizer, step, device, precisions or {"float32": contextlib.nullcontext()})
     totals, said = [], []
     for name, step_seconds in seconds.items():
         total = step_seconds * (max_iters - step) + evals[name] * ((max_iters - step) // eval_interval + 1)
