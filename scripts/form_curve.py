@@ -1,0 +1,127 @@
+"""看格律怎样一点点学出来：跑一次 v23 --minutes=N，每次评估存下的检查点都留一份，再逐个用 scripts/form.py 量。
+
+用法（机器上别的都停下：墙上的时间就是结果）
+  python scripts/form_curve.py --minutes 30          # 写 docs/form_curve_30.json、docs/form_curve.png、docs/minutes_runs/
+  python scripts/form_curve.py --render docs/form_curve_30.json   # 不训练，只重画
+
+每个点：从开始算起的分钟、验证损失、合律和句子分（温度 1.0 和 0.8，每个词牌 20 首，种子固定，和 form.py 的默认一样）。
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import form
+from versions import ROOT, machine, parse_samples, parse_steps, pyplot
+
+SCRIPT = ROOT / "babygpt_v23_budget.py"
+
+
+def run(minutes, keep):
+    """跑 v23，边跑边把每次存下的检查点复制到 keep/：[(秒, 第几步, 路径)]，加上全部输出和总用时。"""
+    command = [sys.executable, str(SCRIPT), f"--minutes={minutes:g}", "--wandb_mode=disabled",
+               f"--out_dir={keep / 'run'}", "--prompts=浣溪沙 ,鹧鸪天 ,往事"]
+    began = time.time()
+    saved, lines = [], []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8") as p:
+        for line in p.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+            if line.startswith("检查点已保存："):
+                step = int(line.rsplit("第 ", 1)[1].split(" ")[0])
+                copy = keep / f"step{step}.pt"
+                shutil.copy(keep / "run" / f"{SCRIPT.stem}.pt", copy)
+                saved.append((time.time() - began, step, copy))
+    if p.returncode:
+        sys.exit(f"错误：v23 失败了（退出码 {p.returncode}）")
+    return saved, "".join(lines), time.time() - began
+
+
+def score(checkpoint, text):
+    result = {}
+    for temperature in (1.0, 0.8):
+        results = form.evaluate(form.NeuralWriter(checkpoint, "v23", temperature), text, 20, 1337)
+        result[str(temperature)] = form.overall(results)
+        if temperature == 1.0:  # 一首合律的、一首最接近合律却不合律的（form.py 的报告里也有）
+            result["examples"] = {"fit": form.example(results, 1), "near_miss": form.example(results, 0)}
+    return result
+
+
+def draw(curves, out):
+    """最长的一次画深色、带图例；更短的几次画成淡色，同样的颜色和线型。"""
+    plt, label = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    second = ax.twinx()
+    longest = max(curves, key=float)
+    for minutes, curve in sorted(curves.items(), key=lambda item: float(item[0])):
+        points, main_run = curve["points"], minutes == longest
+        x = [p["minutes"] for p in points]
+        style = {"alpha": 1.0 if main_run else 0.35}
+        name = (lambda zh, en: label(zh, en)) if main_run else (lambda zh, en: None)
+        ax.plot(x, [p["form"]["1.0"]["exact"] * 100 for p in points], "o-", color="C0", **style,
+                label=name("合律，温度 1.0", "exact fit, T=1.0"))
+        ax.plot(x, [p["form"]["0.8"]["exact"] * 100 for p in points], "s--", color="C0", **style,
+                label=name("合律，温度 0.8", "exact fit, T=0.8"))
+        ax.plot(x, [p["form"]["1.0"]["clause"] * 100 for p in points], "o-", color="C2", **style,
+                label=name("句子分，温度 1.0", "clause score, T=1.0"))
+        second.plot(x, [p["val_loss"] for p in points], "x:", color="C3", **style,
+                    label=name("验证损失（右轴）", "val loss (right axis)"))
+        ax.annotate(label(f"{minutes} 分钟", f"{minutes} min"), (x[-1], points[-1]["form"]["1.0"]["exact"] * 100),
+                    textcoords="offset points", xytext=(-10, -16), fontsize=8, color="C0", **style)
+        ceiling = curve["ceiling"]
+    ax.axhline(ceiling["exact"] * 100, color="C0", lw=0.8, ls="-.")
+    ax.axhline(ceiling["clause"] * 100, color="C2", lw=0.8, ls="-.")
+    ax.text(0.3, ceiling["exact"] * 100 - 5, label("点划线：天花板（验证集的真词）", "dash-dot: ceiling (real pieces)"),
+            fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(label("从开始算起的分钟（2 核 CPU；淡色是更短的一次）", "minutes since start (2 CPU cores; faint = shorter run)"))
+    ax.set_ylabel("%")
+    second.set_ylabel(label("验证损失", "val loss"))
+    handles = ax.get_legend_handles_labels()[0] + second.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="center right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"写好了：{out}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, help="给 v23 几分钟")
+    parser.add_argument("--render", nargs="+", help="不训练：用这些 form_curve_*.json 重画 docs/form_curve.png")
+    args = parser.parse_args()
+    if args.render:
+        curves = {json.loads(Path(p).read_text(encoding="utf-8"))["minutes"]: json.loads(Path(p).read_text(
+            encoding="utf-8")) for p in args.render}
+        draw(curves, ROOT / "docs" / "form_curve.png")
+        return
+    if not args.minutes:
+        sys.exit("错误：给 --minutes 或 --render")
+    text = (ROOT / "ci.txt").read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        saved, output, wall = run(args.minutes, Path(tmp))
+        evals = {e["step"]: e for e in parse_steps(output)}
+        points = []
+        for seconds, step, checkpoint in saved:
+            points.append({"minutes": round(seconds / 60, 2), "step": step, "val_loss": evals[step]["val_loss"],
+                           "train_loss": evals[step]["train_loss"], "form": score(checkpoint, text)})
+            print(json.dumps(points[-1], ensure_ascii=False), flush=True)
+    name = f"{args.minutes:g}"
+    logs = ROOT / "docs" / "minutes_runs"
+    logs.mkdir(exist_ok=True)
+    (logs / f"v23_{name}min.txt").write_text(output, encoding="utf-8")
+    result = {"minutes": name, "command": f"python scripts/form_curve.py --minutes {name}", "wall_seconds": round(wall, 1),
+              "machine": machine("cpu"), "date": date.today().isoformat(), "ceiling": form.overall(form.ceiling(text)),
+              "samples": parse_samples(output), "points": points}
+    path = ROOT / "docs" / f"form_curve_{name}.json"
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"写好了：{path}（墙上时间 {wall / 60:.2f} 分钟）")
+
+
+if __name__ == "__main__":
+    main()

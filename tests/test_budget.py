@@ -1,0 +1,147 @@
+"""v23：--minutes 按实测速度挑大小、定步数；词的开头切出的段、共用的嵌入表；扫描脚本跳过跑过的。"""
+
+import json
+import time
+
+import budget_sweep
+import pytest
+import torch
+from conftest import VERSIONS, in_process, load, tiny_args
+from versions import number
+
+V23 = next((p for p in VERSIONS if number(p) == 23), None)
+pytestmark = pytest.mark.skipif(V23 is None, reason="v23 还没有")
+TINY_SIZES = ((16, 1, 2, 1), (32, 2, 2, 1))
+
+
+def fake_timing(module, calls):
+    """假的计时：一步的秒数和宽度成正比（一步 n_embed 毫秒），评估一次 10 步那么久；记下量了哪些宽度。"""
+    def measure_time(model, optimizer, step, device, precisions):
+        calls.append(module.n_embed)
+        return {name: module.n_embed / 1000 for name in precisions}, {name: module.n_embed / 100 for name in precisions}
+    return measure_time
+
+
+@pytest.mark.parametrize("minutes", [0.5, 3.0, 30.0])
+def test_the_rule_picks_the_size_with_the_lowest_predicted_loss(minutes, monkeypatch, capsys):
+    module = load(V23)
+    calls = []
+    monkeypatch.setattr(module, "measure_time", fake_timing(module, calls))
+    began = time.time()
+    monkeypatch.setattr(module, "STARTED", began)
+    module.minutes = minutes
+    args = type("Args", (), {"given": set()})()
+    amps = module.plan_budget(args, "cpu", {"float32": None}, vocab_size=100, unique=10_000_000)
+    took = time.time() - began  # 建几个候选模型也要时间：规则按量完时剩下的时间定步数
+    assert list(amps) == ["float32"]
+    chosen, max_iters, eval_interval = (module.n_embed, module.n_layer), module.max_iters, module.eval_interval
+
+    def expected(size):  # 和规则同样的算法，自己再算一遍：剩下的时间（留 5%）减去 11 次评估，除以一步
+        n_embed, n_layer = size[:2]
+        steps = int((minutes * 60 * 0.95 - took - 11 * n_embed / 100) / (n_embed / 1000))
+        vars(module).update(n_embed=n_embed, n_layer=n_layer, n_head=size[2], n_kv_head=size[3])
+        params = sum(p.numel() for name, p in module.BabyGPT(100).named_parameters() if name.startswith("blocks."))
+        return (module.predicted_loss(params, steps * 32 * 128, 10_000_000) if steps > 0 else float("inf")), steps, size
+    losses = [expected(size) for size in module.SIZES]
+    loss, steps, size = min(losses)
+    assert chosen == size[:2]
+    assert steps <= max_iters <= steps + took / (size[0] / 1000) + 1
+    assert eval_interval == max(1, max_iters // 10) and module.batch_size == 32
+    assert calls == [s[0] for s in module.SIZES[:module.SIZES.index(size) + 2]][:len(module.SIZES)]  # 大一号就停
+    assert f"预测验证损失 {loss:.2f}" in capsys.readouterr().out
+
+
+def test_more_minutes_pick_a_bigger_model_and_an_explicit_flag_wins(monkeypatch):
+    module = load(V23)
+    monkeypatch.setattr(module, "measure_time", fake_timing(module, []))
+    args = type("Args", (), {"given": set()})()
+    picked = []
+    for minutes in (0.5, 30.0):
+        monkeypatch.setattr(module, "STARTED", time.time())
+        module.minutes = minutes
+        module.plan_budget(args, "cpu", {"float32": None}, vocab_size=100, unique=10_000_000)
+        picked.append(module.n_embed)
+    assert picked[0] < picked[1]
+    args.given = {"n_layer"}
+    module.n_layer = 1
+    module.plan_budget(args, "cpu", {"float32": None}, vocab_size=100, unique=10_000_000)
+    assert module.n_layer == 1  # 命令行写明的不动
+
+
+def test_predicted_loss_falls_with_size_and_tokens_and_repeated_tokens_are_worth_less():
+    module = load(V23)
+    unique = 1_000_000
+    assert module.predicted_loss(2e6, 5e6, unique) < module.predicted_loss(1e6, 5e6, unique)
+    assert module.predicted_loss(1e6, 2e6, unique) < module.predicted_loss(1e6, 1e6, unique)
+    fresh = module.predicted_loss(1e6, 4e6, 1e9)  # 语料够大：4M 字都没重复
+    assert module.predicted_loss(1e6, 4e6, unique) > fresh  # 同样 4M 字，其中 3M 是重复看的
+
+
+def test_too_few_minutes_is_one_line(monkeypatch, capsys):
+    module = load(V23)
+    monkeypatch.setattr(module, "measure_time", fake_timing(module, []))
+    monkeypatch.setattr(module, "STARTED", time.time())
+    module.minutes = 0.001
+    with pytest.raises(SystemExit):
+        module.plan_budget(type("Args", (), {"given": set()})(), "cpu", {"float32": None}, 100, 1000)
+    assert "太短" in capsys.readouterr().err
+
+
+def test_a_minutes_run_ends_within_its_budget(small_corpus, tmp_path, monkeypatch, capsys):
+    """真的跑：给 9 秒，从开始到存好检查点、写完词，在 9 秒的 ±30% 以内（测试时旁边还跑着别的测试）。
+    写明的 batch、block、eval_iters 照用：一步、一次评估都很快，步数多，量得准。"""
+    module = load(V23)
+    monkeypatch.setattr(module, "SIZES", TINY_SIZES)
+    args = [f"--data={small_corpus}", f"--out_dir={tmp_path}", "--minutes=0.15", "--device=cpu", "--max_new_tokens=8",
+            "--dtype=float32", "--batch_size=8", "--block_size=32", "--eval_iters=1"]
+    monkeypatch.setattr(module, "STARTED", time.time())
+    in_process(module, V23, args, monkeypatch)
+    took = time.time() - module.STARTED
+    out = capsys.readouterr().out
+    assert "--minutes=0.15：选 n_embed=" in out and (tmp_path / "babygpt_v23_budget.pt").exists()
+    assert module.max_iters >= 10 and f"step {module.max_iters:>5}/{module.max_iters}" in out
+    assert 9 * 0.7 < took < 9 * 1.3, took
+
+
+def test_windows_start_at_a_piece_and_the_embedding_is_shared(small_corpus, tmp_path, monkeypatch):
+    module = load(V23)
+    seen = []
+    real = module.get_batch
+
+    def get_batch(data, offsets):
+        if torch.is_grad_enabled():  # 训练的批（评估在 no_grad 里）
+            seen.append((data, offsets.clone()))
+        return real(data, offsets)
+    monkeypatch.setattr(module, "get_batch", get_batch)
+    in_process(module, V23, [*tiny_args(V23, max_iters=5, eval_iters=1, eval_interval=5), "--piece_start=1",
+                             f"--data={small_corpus}", f"--out_dir={tmp_path}"], monkeypatch)
+    text = small_corpus.read_text(encoding="utf-8")
+    train = text[:int(0.9 * len(text))]
+    trained = [offsets for data, offsets in seen if len(data) == len(train)]
+    starts = [int(i) for offsets in trained for i in offsets]
+    assert len(trained) >= 5 and all(train[i - 2:i] == "\n\n" for i in starts)  # 每一段都从一首词的开头（空行后）切起
+    model = module.BabyGPT(50)
+    assert model.lm_head.weight is model.token_embedding_table.weight
+    state = torch.load(tmp_path / "babygpt_v23_budget.pt", weights_only=True)
+    assert torch.equal(state["model"]["lm_head.weight"], state["model"]["token_embedding_table.weight"])
+
+
+def test_sweep_skips_what_is_done_and_appends_each_result(tmp_path, monkeypatch):
+    runs = [{"n_embed": 64, "tokens": 4096 * k, "dropout": 0.0, "lr": 2e-3} for k in (1, 2, 3)]
+    results = tmp_path / "runs.jsonl"
+    results.write_text(json.dumps({"key": budget_sweep.run_key(runs[1])}) + "\n", encoding="utf-8")
+    trained = []
+
+    def train_and_score(run, device):
+        trained.append(run["tokens"])
+        return {"key": budget_sweep.run_key(run), "val_loss": 5.0, "form": {"1.0": {"exact": 0}, "0.8": {"exact": 0}},
+                "train_seconds": 1.0}
+    monkeypatch.setattr(budget_sweep, "plan", lambda: runs)
+    monkeypatch.setattr(budget_sweep, "train_and_score", train_and_score)
+    args = type("Args", (), {"results": str(results), "max_tokens": None, "only": None, "stop_after": None,
+                             "jobs": 1, "device": "cpu"})()
+    budget_sweep.sweep(args)
+    assert trained == [4096, 4096 * 3]
+    assert budget_sweep.done_keys(results) == {budget_sweep.run_key(r) for r in runs}
+    budget_sweep.sweep(args)  # 再跑一次：都跑过了
+    assert trained == [4096, 4096 * 3]
