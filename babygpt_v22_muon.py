@@ -319,6 +319,18 @@ class Optimizers:  # Muon 和 AdamW 合在一起：对训练循环和检查点�
             o.load_state_dict(state)
 
 
+def make_optimizer(model, device):
+    # 块里的二维权重矩阵交给 Muon；嵌入表、输出层、RMSNorm 的权重还用 AdamW
+    matrices = [p for name, p in model.named_parameters() if name.startswith("blocks.") and p.ndim == 2]
+    others = [p for name, p in model.named_parameters() if not (name.startswith("blocks.") and p.ndim == 2)]
+    try:  # 快：融合的 AdamW，一次更新所有参数（CPU 上要 PyTorch 2.4 起，更老的只在 CUDA 上有）
+        adamw = torch.optim.AdamW(others, lr=learning_rate, fused=device in ("cuda", "cpu"))
+    except RuntimeError:
+        adamw = torch.optim.AdamW(others, lr=learning_rate)
+    # Muon 的动量 0.95、权重衰减 0.01：常用的值，衰减和 AdamW 的默认值一样
+    return Optimizers(Muon(matrices, {"lr": learning_rate, "momentum": 0.95, "weight_decay": 0.01}), adamw)
+
+
 def get_lr(step):
     """第 step 步的学习率：先线性升温 warmup_iters 步，再沿余弦曲线从 learning_rate 降到 min_lr（在 max_iters 步降完）。"""
     if step < warmup_iters:  # 刚开始参数是随机的，梯度又大又乱：步子先小后大
@@ -389,15 +401,7 @@ def train(args, device, rank, world_size):
                     for name, d in splits.items()}
 
     model = BabyGPT(tokenizer.vocab_size).to(device)
-    # 块里的二维权重矩阵交给 Muon；嵌入表、输出层、RMSNorm 的权重还用 AdamW
-    matrices = [p for name, p in model.named_parameters() if name.startswith("blocks.") and p.ndim == 2]
-    others = [p for name, p in model.named_parameters() if not (name.startswith("blocks.") and p.ndim == 2)]
-    try:  # 快：融合的 AdamW，一次更新所有参数（CPU 上要 PyTorch 2.4 起，更老的只在 CUDA 上有）
-        adamw = torch.optim.AdamW(others, lr=learning_rate, fused=device in ("cuda", "cpu"))
-    except RuntimeError:
-        adamw = torch.optim.AdamW(others, lr=learning_rate)
-    # Muon 的动量 0.95、权重衰减 0.01：常用的值，衰减和 AdamW 的默认值一样
-    optimizer = Optimizers(Muon(matrices, {"lr": learning_rate, "momentum": 0.95, "weight_decay": 0.01}), adamw)
+    optimizer = make_optimizer(model, device)
     print(f"语料 {len(text):,} 字，词表 {tokenizer.vocab_size:,} 字；模型参数 {sum(p.numel() for p in model.parameters()):,} 个")
     step = load_checkpoint(args, model, optimizer, tokenizer) if args.resume else 0
     torch.backends.cuda.matmul.allow_tf32 = True  # 快：GPU 上 float32 矩阵乘法用 TF32

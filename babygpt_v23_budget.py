@@ -352,8 +352,8 @@ def predicted_loss(params, tokens, unique):
 
 
 def plan_budget(args, device, amps, vocab_size, unique):
-    """--minutes：从小到大，每个候选大小真的训练几步量速度，换算成剩下的时间能看多少字，挑预测的验证损失最低的；
-    再按这个字数定 max_iters（学习率计划跟着拉长）、评估间隔和 dropout。命令行写明的超参数照用，不改。"""
+    # --minutes：从小到大，每个候选大小真的训练几步量速度，换算成剩下的时间能看多少字，挑预测的验证损失最低的；
+    # 再按这个字数定 max_iters（学习率计划跟着拉长）、评估间隔和 dropout。命令行写明的超参数照用，不改。
     fixed = {"batch_size": 32, "block_size": 128, "eval_iters": 10, "learning_rate": 4e-3, "min_lr": 4e-4}
     deadline = STARTED + minutes * 60 * 0.95  # 留 5% 给存检查点、写词
     best = None
