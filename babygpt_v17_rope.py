@@ -609,7 +609,7 @@ def measure_time(model, optimizer, step, device, precisions):  # 返回 ({精度
     """precisions = {精度: autocast}（v14 起有两种）：每种都量。
     在模型和优化器的副本上真的训练几步（前向、反向、优化器），再量评估的前向；量完副本就扔掉，训练结果和不量一样。"""
     model, optimizer = copy.deepcopy((model, optimizer))  # 一起复制：副本优化器管的正是副本模型的参数
-    model.eval()  # 不用 dropout 的随机数
+    rng = torch.get_rng_state()  # 副本照训练时的样子跑（开着 dropout，CPU 上每步慢不少）；量完把用掉的随机数还回去
     one = min(time_one_step(model, optimizer, torch.zeros((1, block_size), dtype=torch.long, device=device), amp,
                             device)[0] for amp in precisions.values() for _ in range(2))  # 先用 1 段预热、粗量
     rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
@@ -626,11 +626,13 @@ def measure_time(model, optimizer, step, device, precisions):  # 返回 ({精度
         if rounds >= 3 and spent > min(0.5 * len(precisions), spent / rounds * (max_iters - step) / 100):
             break  # 至少 3 轮；再量到每种半秒，但不超过训练本身的百分之一
     seconds, evals = {}, {}
+    model.eval()  # 评估时不用 dropout
     for name, amp in precisions.items():
         passes, updates = zip(*timings[name])  # 取中位数：偶尔一步被别的程序打断，不影响
         seconds[name] = median(passes) / rows * batch_size + median(updates)  # 前向反向按段数换算；优化器一步和段数无关
         forward = median([time_forward(model, x, amp, device) for _ in range(3)])
         evals[name] = forward / rows * batch_size * eval_iters * 2  # 评估：只有前向，训练集、验证集各 eval_iters 批
+    torch.set_rng_state(rng)
     return seconds, evals
 
 

@@ -5,7 +5,7 @@
   的想法：算力一定时，模型大小和训练的字数之间有一个最好的分法。学习者手里的不是算力，是分钟：
   1. 从小到大，每个候选大小（SIZES）都真的训练几步，量出这台机器上每秒能训练多少字（每种精度都量，用快的那种）；
   2. 剩下的分钟换算成每个大小能看多少字 D，用损失模型 L(N, D) 预测训练完的验证损失，挑最低的那个；
-  3. 按 D 定 max_iters（学习率计划跟着拉长）、评估间隔和 dropout，存检查点、写词也算在分钟里。
+  3. 按 D 定 max_iters（学习率计划跟着拉长）和评估间隔，存检查点、写词也算在分钟里；256 宽起的会背，用 dropout 0.1。
   损失模型是在 ci.txt 上拟合的（scripts/budget_sweep.py 训练了几十次，docs/budget.md）：模型越大、看的字越多，损失越低；
   可 ci.txt 只有 186 万个训练字，看第二遍、第三遍的字越来越不值钱（Muennighoff 等 2023 的“有效字数”）。
   命令行写明的超参数（例如 --n_embed=128）照用，规则只定其余的。--minutes 的步数取决于量出的速度，所以两次运行不会一字不差。
@@ -26,9 +26,8 @@
 
 实测（本机 AMD EPYC，2 核，有 AVX512-BF16，机器上没有别的程序；python scripts/form_curve.py --minutes 10 和 30）
   --minutes=10：选 192 宽、4 层，1241 步看 5.1M 字，验证损失 4.165；合律 61%，句子分 90%（温度 0.8：74%、93%），墙上 10.18 分钟。
-  --minutes=30：选 256 宽、4 层，2943 步看 12.1M 字，验证损失 3.984；合律 91%，句子分 98%（温度 0.8：90%、98%），墙上 32.03 分钟。
+  --minutes=30：选 256 宽、4 层，2654 步看 10.9M 字，验证损失 3.983；合律 87%，句子分 98%（温度 0.8：95%、99%），墙上 28.26 分钟。
   天花板（验证集的真词）：合律 92%，句子分 95%；阶梯的大小（3 层、64 宽，3000 步）上 v22 是 1% 和 28%。
-  30 分钟那次多用了 7%：量速度时没开 dropout，训练时开着（0.1），每步慢了一成。
 """
 
 import argparse
@@ -353,13 +352,14 @@ def predicted_loss(params, tokens, unique):
 
 def plan_budget(args, device, amps, vocab_size, unique):
     # --minutes：从小到大，每个候选大小真的训练几步量速度，换算成剩下的时间能看多少字，挑预测的验证损失最低的；
-    # 再按这个字数定 max_iters（学习率计划跟着拉长）、评估间隔和 dropout。命令行写明的超参数照用，不改。
+    # 再按这个字数定 max_iters（学习率计划跟着拉长）和评估间隔。命令行写明的超参数照用，不改。
     fixed = {"batch_size": 32, "block_size": 128, "eval_iters": 10, "learning_rate": 4e-3, "min_lr": 4e-4}
     deadline = STARTED + minutes * 60 * 0.95  # 留 5% 给存检查点、写词
     best = None
     with torch.random.fork_rng(devices=[]):  # 量速度用的随机数不算：和直接写明挑中的大小，训练结果一样
         for size in SIZES:
             settings = {**fixed, **dict(zip(("n_embed", "n_layer", "n_head", "n_kv_head"), size))}
+            settings["dropout"] = 0.1 if size[0] >= 256 else 0.0  # 256 宽起的会背，用 dropout（量速度前就得定：开着它每步慢一成）
             globals().update({name: value for name, value in settings.items() if name not in args.given})
             model = BabyGPT(vocab_size).to(device)
             seconds, evals = measure_time(model, make_optimizer(model, device), 0, device, amps)  # 每种精度都量（见脚手架）
@@ -376,8 +376,7 @@ def plan_budget(args, device, amps, vocab_size, unique):
     if steps < 10:
         fail(f"--minutes={minutes:g} 太短：最小的模型在这台机器上也训练不了 10 步")
     tokens = steps * settings["batch_size"] * settings["block_size"]
-    settings.update(max_iters=steps, eval_interval=max(1, steps // 10), warmup_iters=max(1, steps // 30),
-                    dropout=0.1 if tokens > 4 * unique and params > 2e6 else 0.0, dtype=name)  # 见 docs/budget.md
+    settings.update(max_iters=steps, eval_interval=max(1, steps // 10), warmup_iters=max(1, steps // 30), dtype=name)
     globals().update({k: v for k, v in settings.items() if k not in args.given})
     print(f"--minutes={minutes:g}：选 n_embed={n_embed}、n_layer={n_layer}（块里 {params:,} 个参数），{dtype} 实测"
           f" {batch_size * block_size / step_seconds:,.0f} 字/秒，{max_iters} 步看 {tokens / 1e6:.1f}M 字（每个参数"
@@ -768,7 +767,7 @@ def measure_time(model, optimizer, step, device, precisions):  # 返回 ({精度
     """precisions = {精度: autocast}（v14 起有两种）：每种都量。
     在模型和优化器的副本上真的训练几步（前向、反向、优化器），再量评估的前向；量完副本就扔掉，训练结果和不量一样。"""
     model, optimizer = copy.deepcopy((model, optimizer))  # 一起复制：副本优化器管的正是副本模型的参数
-    model.eval()  # 不用 dropout 的随机数
+    rng = torch.get_rng_state()  # 副本照训练时的样子跑（开着 dropout，CPU 上每步慢不少）；量完把用掉的随机数还回去
     one = min(time_one_step(model, optimizer, torch.zeros((1, block_size), dtype=torch.long, device=device), amp,
                             device)[0] for amp in precisions.values() for _ in range(2))  # 先用 1 段预热、粗量
     rows = max(1, min(globals().get("micro_batch_size") or batch_size, int(0.5 / max(one, 1e-9))))  # 一次最多约半秒
@@ -785,11 +784,13 @@ def measure_time(model, optimizer, step, device, precisions):  # 返回 ({精度
         if rounds >= 3 and spent > min(0.5 * len(precisions), spent / rounds * (max_iters - step) / 100):
             break  # 至少 3 轮；再量到每种半秒，但不超过训练本身的百分之一
     seconds, evals = {}, {}
+    model.eval()  # 评估时不用 dropout
     for name, amp in precisions.items():
         passes, updates = zip(*timings[name])  # 取中位数：偶尔一步被别的程序打断，不影响
         seconds[name] = median(passes) / rows * batch_size + median(updates)  # 前向反向按段数换算；优化器一步和段数无关
         forward = median([time_forward(model, x, amp, device) for _ in range(3)])
         evals[name] = forward / rows * batch_size * eval_iters * 2  # 评估：只有前向，训练集、验证集各 eval_iters 批
+    torch.set_rng_state(rng)
     return seconds, evals
 
 
