@@ -361,18 +361,18 @@ def plan_budget(args, device, amps, vocab_size, unique):
             settings = {**fixed, **dict(zip(("n_embed", "n_layer", "n_head", "n_kv_head"), size))}
             settings["dropout"] = 0.1 if size[0] >= 256 else 0.0  # 256 宽起的会背，用 dropout（量速度前就得定：开着它每步慢一成）
             globals().update({name: value for name, value in settings.items() if name not in args.given})
-            model = BabyGPT(vocab_size).to(device)
+            model, began = BabyGPT(vocab_size).to(device), time.time()
             seconds, evals = measure_time(model, make_optimizer(model, device), 0, device, amps)  # 每种精度都量（见脚手架）
             params = sum(p.numel() for name, p in model.named_parameters() if name.startswith("blocks."))
             for name in amps:
                 steps = int((deadline - time.time() - 11 * evals[name]) / seconds[name])  # 评估 11 次：开头和每十分之一
                 loss = predicted_loss(params, steps * batch_size * block_size, unique) if steps > 0 else math.inf
                 if best is None or loss < best[0]:
-                    best = (loss, seconds[name], evals[name], params, name, settings)
+                    best = (loss, seconds[name], evals[name] * 11 + time.time() - began, params, name, settings)
             if best[-1] is not settings:  # 大一号的预测反而更差：再大的只会更差，不用再量
                 break
-    loss, step_seconds, evaluation, params, name, settings = best
-    steps = int((deadline - time.time() - 11 * evaluation) / step_seconds)  # 量完了，按剩下的时间定步数
+    loss, step_seconds, overhead, params, name, settings = best  # overhead：11 次评估，加上训练前再量一次（announce_time）
+    steps = int((deadline - time.time() - overhead) / step_seconds)  # 量完了，按剩下的时间定步数
     if steps < 10:
         fail(f"--minutes={minutes:g} 太短：最小的模型在这台机器上也训练不了 10 步")
     tokens = steps * settings["batch_size"] * settings["block_size"]
