@@ -18,7 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from versions import ROOT, flags, load, parse_samples, parse_steps, versions
 
 VERSIONS = [path for tag, path in versions().items() if tag != "v0"]  # 神经网络的版本（v0 是数数，另测）
-__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "run", "run_command", "samples", "started", "steps", "stopping_at", "tiny_args"]
+
+
+def version(n):
+    """第 n 版的脚本；还没有这一版就是 None（测试用 skipif 跳过）。"""
+    return versions().get(f"v{n}")
+
+
+__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "run", "run_command", "samples", "started", "steps", "stopping_at", "tiny_args", "version"]
 
 
 def tiny_args(script, **overrides):

@@ -4,11 +4,11 @@ import struct
 import sys
 
 import pytest
-from conftest import ROOT, VERSIONS, load, run, tiny_args
+from conftest import ROOT, VERSIONS, load, run, tiny_args, version
 from versions import find_cjk_font, number
 
 ATTENTION = ROOT / "scripts" / "attention.py"
-V6 = next(p for p in VERSIONS if number(p) == 6)  # 手写注意力，2 层 × 2 个头（tiny_args）
+V6 = version(6)  # 手写注意力，2 层 × 2 个头（tiny_args）
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,9 @@ import time
 import budget_sweep
 import pytest
 import torch
-from conftest import VERSIONS, in_process, load, tiny_args
-from versions import number
+from conftest import in_process, load, tiny_args, version
 
-V23 = next((p for p in VERSIONS if number(p) == 23), None)
+V23 = version(23)
 pytestmark = pytest.mark.skipif(V23 is None, reason="v23 还没有")
 TINY_SIZES = ((16, 1, 2, 1), (32, 2, 2, 1))
 

@@ -6,11 +6,11 @@ import signal
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import VERSIONS, in_process, load, steps, tiny_args
+from conftest import VERSIONS, in_process, load, steps, tiny_args, version
 from versions import number
 
 LLAMA = [p for p in VERSIONS if number(p) in (16, 17, 18, 19)]
-V19 = next(p for p in VERSIONS if number(p) == 19)
+V19 = version(19)
 FAST = [p for p in VERSIONS if number(p) >= 14]
 
 

@@ -6,10 +6,9 @@ import sys
 
 import pytest
 import torch
-from conftest import VERSIONS, run, run_command, samples, steps, tiny_args
-from versions import number
+from conftest import run, run_command, samples, steps, tiny_args, version
 
-V15 = next((p for p in VERSIONS if number(p) == 15), None)
+V15 = version(15)
 pytestmark = pytest.mark.skipif(V15 is None, reason="v15 还没有")
 HELPER = """
 import sys, torch

@@ -4,10 +4,9 @@ import re
 
 import pytest
 import torch
-from conftest import VERSIONS, load, run, tiny_args
-from versions import number
+from conftest import load, run, tiny_args, version
 
-V13, V14 = (next((p for p in VERSIONS if number(p) == n), None) for n in (13, 14))
+V13, V14 = version(13), version(14)
 pytestmark = pytest.mark.skipif(V14 is None, reason="v14 还没有")
 TINY = {"block_size": 8, "n_embed": 16, "n_head": 2, "n_layer": 1, "dropout": 0.0}
 

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from conftest import VERSIONS, load, run, samples, steps, tiny_args
+from conftest import VERSIONS, load, run, samples, steps, tiny_args, version
 from versions import number
 
-V12, V13 = (next((p for p in VERSIONS if number(p) == n), None) for n in (12, 13))
+V12, V13 = version(12), version(13)
 WITH_CACHE = [p for p in VERSIONS if number(p) >= 13]  # v13 起的每个版本都有 KV 缓存
 pytestmark = pytest.mark.skipif(V13 is None, reason="v13 还没有")
 

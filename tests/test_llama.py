@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
-from conftest import VERSIONS, load
-from versions import hyperparameters, number
+from conftest import load, version
+from versions import hyperparameters
 
-V15, V16, V17, V18, V19 = (next((p for p in VERSIONS if number(p) == n), None) for n in (15, 16, 17, 18, 19))
+V15, V16, V17, V18, V19 = (version(n) for n in (15, 16, 17, 18, 19))
 pytestmark = pytest.mark.skipif(V19 is None, reason="v19 还没有")
 TINY = {"block_size": 16, "n_embed": 16, "n_head": 4, "n_layer": 2, "dropout": 0.0}
 

@@ -5,10 +5,9 @@ import math
 
 import pytest
 import torch
-from conftest import VERSIONS, in_process, load, steps, stopping_at, tiny_args
-from versions import number
+from conftest import in_process, load, steps, stopping_at, tiny_args, version
 
-V20, V21, V22 = (next((p for p in VERSIONS if number(p) == n), None) for n in (20, 21, 22))
+V20, V21, V22 = version(20), version(21), version(22)
 pytestmark = pytest.mark.skipif(V22 is None, reason="v22 还没有")
 
 

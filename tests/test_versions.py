@@ -9,7 +9,7 @@ import tokenize
 
 import pytest
 import torch
-from conftest import ROOT, VERSIONS, load, run, samples, steps, tiny_args
+from conftest import ROOT, VERSIONS, load, run, samples, steps, tiny_args, version
 from versions import hyperparameters, number
 
 ALLOWED_IMPORTS = {"argparse", "contextlib", "copy", "datetime", "math", "os", "signal", "socket", "sys", "time", "urllib.request",
@@ -91,7 +91,7 @@ def test_each_step_is_small(older, newer):
 
 def test_v12_changes_only_wandb():
     """v11 -> v12：改动的每一行都和 wandb 有关，而且都在学习者读的地方（训练循环、main、新写的 wandb 函数）。"""
-    v11, v12 = (next(p for p in VERSIONS if number(p) == n) for n in (11, 12))
+    v11, v12 = version(11), version(12)
     old, new = sections(v11), sections(v12)
     assert old[1:4] + old[5:] == new[1:4] + new[5:]  # 分词器、模型、取数据、脚手架：一字不差
     tree = ast.parse(new[4])
