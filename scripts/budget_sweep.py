@@ -14,7 +14,9 @@
 """
 
 import argparse
+import ast
 import contextlib
+import functools
 import json
 import math
 import os
@@ -32,7 +34,16 @@ from versions import ROOT, machine, parse_steps, pyplot, write_report
 SCRIPT = ROOT / "babygpt_v23_budget.py"
 RESULTS = ROOT / "docs" / "budget_runs.jsonl"
 TOKENS_PER_STEP = 32 * 128  # batch_size × block_size
-SIZES = {64: (3, 4, 2), 128: (4, 4, 2), 192: (4, 6, 2), 256: (4, 8, 2), 384: (6, 6, 2), 512: (8, 8, 2)}  # 和 v23 的 SIZES 一样
+
+
+def v23_sizes():
+    """{宽度: (n_layer, n_head, n_kv_head)}：直接读 v23 里的 SIZES（只读源码，不用 import torch），不另抄一份。"""
+    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "SIZES")
+    return {size[0]: size[1:] for size in ast.literal_eval(node.value)}
+
+
+SIZES = v23_sizes()
 TRAIN_CHARACTERS = 1_856_457  # ci.txt 的前 90%：多于这么多字，训练集就看了不止一遍
 
 
@@ -143,12 +154,14 @@ def sweep(args):
 
 
 # ---------------- 拟合和报告 ----------------
+@functools.cache
 def block_params(n_embed):
-    """块里的参数个数（不算嵌入表和输出层：它们随词表变，和“模型有多大”关系不大；v23 的规则也这样数）。"""
+    """块里的参数个数（不算嵌入表和输出层：它们随词表变，和“模型有多大”关系不大）：用 v23 自己的模型数，和它的规则一样。"""
+    from versions import load
+    v23 = load(SCRIPT)
     n_layer, n_head, n_kv_head = SIZES[n_embed]
-    head_size, hidden = n_embed // n_head, 8 * n_embed // 3
-    return n_layer * (n_embed * (n_head + 2 * n_kv_head) * head_size + n_embed * n_embed + n_embed
-                      + 3 * n_embed * hidden + 2 * n_embed)
+    vars(v23).update(n_embed=n_embed, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head)
+    return sum(p.numel() for name, p in v23.BabyGPT(100).named_parameters() if name.startswith("blocks."))
 
 
 def effective(tokens, repeat_decay, unique=TRAIN_CHARACTERS):
