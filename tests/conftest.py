@@ -4,11 +4,13 @@
 """
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -25,7 +27,8 @@ def version(n):
     return versions().get(f"v{n}")
 
 
-__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "run", "run_command", "samples", "started", "steps", "stopping_at", "tiny_args", "version"]
+__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "one_line_error", "run", "run_command", "samples",
+           "started", "steps", "stopping_at", "tiny_args", "version"]
 
 
 def tiny_args(script, **overrides):
@@ -38,13 +41,35 @@ def tiny_args(script, **overrides):
     return [f"--{k}={v}" for k, v in args.items() if k in known]
 
 
-def in_process(module, path, args, monkeypatch):
-    """像命令行一样跑 module.main()（同一个进程）；返回跑完后装着的 Ctrl-C 处理。"""
-    monkeypatch.setattr(sys, "argv", [str(path), *args])
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    with contextlib.suppress(SystemExit):
-        module.main()
-    return signal.getsignal(signal.SIGINT)
+def in_process(script, *args, module=None, stdin=""):
+    """像 run(script, *args) 一样，但在这个进程里跑 main()：省掉起进程、导入 torch 的一两秒。
+    返回一样的 CompletedProcess：sys.exit 的字符串印到 stderr、退出码 1（和 Python 一样），argparse 的退出码照旧。
+    没处理的异常照样抛出：测试失败，就像命令行上的 traceback。module：先改过的模块（默认重新读一份 script）。
+    跑完后 sys.argv、标准输入输出、环境变量都还原。"""
+    module = module or load(script)
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            mock.patch.object(sys, "argv", [str(script), *map(str, args)]), \
+            mock.patch.object(sys, "stdin", io.StringIO(stdin)), \
+            mock.patch.dict(os.environ, {"WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")}):
+        try:
+            module.main()
+        except SystemExit as e:
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return subprocess.CompletedProcess([str(script), *args], code, out.getvalue(), err.getvalue())
+
+
+def one_line_error(r, code, *words):
+    """r（run 或 in_process 的结果）以退出码 code 结束，stderr 只有一行“错误：……”，含有每个 words，没有 traceback。"""
+    assert r.returncode == code, (r.returncode, r.stdout[-1000:], r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误："), r.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
 
 
 def stopping_at(module, stop_at):

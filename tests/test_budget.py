@@ -87,20 +87,20 @@ def test_too_few_minutes_is_one_line(monkeypatch, capsys):
     assert "太短" in capsys.readouterr().err
 
 
-def test_a_minutes_run_ends_within_its_budget(small_corpus, tmp_path, monkeypatch, capsys):
-    """真的跑：给 9 秒，从开始到存好检查点、写完词，在 9 秒的 ±30% 以内（测试时旁边还跑着别的测试）。
-    写明的 batch、block、eval_iters 照用：一步、一次评估都很快，步数多，量得准。"""
+def test_a_minutes_run_ends_within_its_budget(small_corpus, tmp_path, monkeypatch):
+    """真的跑：给 6 秒，从开始到存好检查点、写完词，在 6 秒的 0.6 到 1.6 倍以内。
+    规则只在开头量一次速度：测试时旁边还跑着别的测试，中途多一个进程抢核，步子就变慢，所以界限比单独跑时
+    （docs/minutes_runs：10 分钟的命令用了 10.2 分钟）宽。写明的 batch、block、eval_iters 照用：一步很快，步数多。"""
     module = load(V23)
     monkeypatch.setattr(module, "SIZES", TINY_SIZES)
-    args = [f"--data={small_corpus}", f"--out_dir={tmp_path}", "--minutes=0.15", "--device=cpu", "--max_new_tokens=8",
+    args = [f"--data={small_corpus}", f"--out_dir={tmp_path}", "--minutes=0.1", "--device=cpu", "--max_new_tokens=8",
             "--dtype=float32", "--batch_size=8", "--block_size=32", "--eval_iters=1"]
     monkeypatch.setattr(module, "STARTED", time.time())
-    in_process(module, V23, args, monkeypatch)
+    r = in_process(V23, *args, module=module)
     took = time.time() - module.STARTED
-    out = capsys.readouterr().out
-    assert "--minutes=0.15：选 n_embed=" in out and (tmp_path / "babygpt_v23_budget.pt").exists()
-    assert module.max_iters >= 10 and f"step {module.max_iters:>5}/{module.max_iters}" in out
-    assert 9 * 0.7 < took < 9 * 1.3, took
+    assert "--minutes=0.1：选 n_embed=" in r.stdout and (tmp_path / "babygpt_v23_budget.pt").exists()
+    assert module.max_iters >= 10 and f"step {module.max_iters:>5}/{module.max_iters}" in r.stdout
+    assert 6 * 0.6 < took < 6 * 1.6, took
 
 
 def test_windows_start_at_a_piece_and_the_embedding_is_shared(small_corpus, tmp_path, monkeypatch):
@@ -113,8 +113,9 @@ def test_windows_start_at_a_piece_and_the_embedding_is_shared(small_corpus, tmp_
             seen.append((data, offsets.clone()))
         return real(data, offsets)
     monkeypatch.setattr(module, "get_batch", get_batch)
-    in_process(module, V23, [*tiny_args(V23, max_iters=5, eval_iters=1, eval_interval=5), "--piece_start=1",
-                             f"--data={small_corpus}", f"--out_dir={tmp_path}"], monkeypatch)
+    r = in_process(V23, *tiny_args(V23, max_iters=5, eval_iters=1, eval_interval=5), "--piece_start=1",
+                   f"--data={small_corpus}", f"--out_dir={tmp_path}", module=module)
+    assert r.returncode == 0, r.stderr
     text = small_corpus.read_text(encoding="utf-8")
     train = text[:int(0.9 * len(text))]
     trained = [offsets for data, offsets in seen if len(data) == len(train)]

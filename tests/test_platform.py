@@ -6,14 +6,13 @@
 
 import argparse
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, VERSIONS, descendants, load, run, samples, started, tiny_args
+from conftest import ROOT, VERSIONS, descendants, in_process, load, run, samples, started, tiny_args
 from versions import number
 
 V0 = ROOT / "babygpt_v0_counting.py"
@@ -56,23 +55,10 @@ def raising_autocast(*args, **kwargs):  # PyTorch 2.1/2.2 在 MPS 上：先查�
     raise RuntimeError("User specified an unsupported autocast device_type 'mps'")
 
 
-def train_in_process(path, args, monkeypatch):
-    module = load(path)
-    monkeypatch.setattr(sys, "argv", [str(path), *args])
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        module.main()
-    finally:
-        signal.signal(signal.SIGINT, handler)  # 脚本装的 Ctrl-C 处理不留在测试进程里
-
-
 @pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) in (14, 15)] + VERSIONS[-1:], ids=lambda p: p.stem)
-def test_float32_builds_no_autocast(path, small_corpus, tmp_path, monkeypatch, capsys):
+def test_float32_builds_no_autocast(path, small_corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "autocast", raising_autocast)
-    train_in_process(path, [*tiny_args(path, max_iters=10), f"--data={small_corpus}", f"--out_dir={tmp_path}"],
-                     monkeypatch)
-    out = capsys.readouterr().out
+    out = in_process(path, *tiny_args(path, max_iters=10), f"--data={small_corpus}", f"--out_dir={tmp_path}").stdout
     assert "加速：精度 float32" in out and set(samples(out)) == {"春江", "往事"}
     assert torch.load(tmp_path / f"{path.stem}.pt", weights_only=True)["step"] == 10
 
@@ -89,26 +75,23 @@ def no_bf16_tensors(monkeypatch):
 
 @pytest.mark.parametrize("path", [p for p in VERSIONS if "orthogonalize" in p.read_text(encoding="utf-8")],
                          ids=lambda p: p.stem)
-def test_muon_trains_where_bf16_is_not_available(path, small_corpus, tmp_path, monkeypatch, capsys):
+def test_muon_trains_where_bf16_is_not_available(path, small_corpus, tmp_path, monkeypatch):
     """Muon 的正交化用训练的精度：MPS 上训练是 float32，正交化也是，不碰 bf16。"""
     monkeypatch.setattr(torch, "autocast", raising_autocast)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # auto 只剩 float32，像 MPS
     no_bf16_tensors(monkeypatch)
-    train_in_process(path, [*tiny_args(path, max_iters=6, dtype="auto"), f"--data={small_corpus}",
-                            f"--out_dir={tmp_path}"], monkeypatch)
-    out = capsys.readouterr().out
+    out = in_process(path, *tiny_args(path, max_iters=6, dtype="auto"), f"--data={small_corpus}",
+                     f"--out_dir={tmp_path}").stdout
     assert "加速：精度 float32" in out and [int(line.split()[1].split("/")[0]) for line in out.splitlines()
                                            if line.startswith("step ")] == [0, 6]
 
 
 @pytest.mark.parametrize("path", [p for p in VERSIONS if number(p) >= 14][:1], ids=lambda p: p.stem)
-def test_bf16_where_it_cannot_run_is_one_line(path, small_corpus, tmp_path, monkeypatch, capsys):
+def test_bf16_where_it_cannot_run_is_one_line(path, small_corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "autocast", raising_autocast)
-    with pytest.raises(SystemExit) as exit_info:
-        train_in_process(path, [*tiny_args(path, dtype="bfloat16"), f"--data={small_corpus}",
-                                f"--out_dir={tmp_path}"], monkeypatch)
-    assert exit_info.value.code == 1
-    assert capsys.readouterr().err == ("错误：--dtype=bfloat16 在 cpu 上用不了（User specified an unsupported autocast "
+    r = in_process(path, *tiny_args(path, dtype="bfloat16"), f"--data={small_corpus}", f"--out_dir={tmp_path}")
+    assert r.returncode == 1
+    assert r.stderr == ("错误：--dtype=bfloat16 在 cpu 上用不了（User specified an unsupported autocast "
                                        "device_type 'mps'）：改用 --dtype=float32\n")
     assert not list(tmp_path.iterdir())
     module = load(path)

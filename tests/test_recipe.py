@@ -22,11 +22,11 @@ def test_lr_schedule_warms_up_then_follows_half_a_cosine_down_to_min_lr():
     assert all(x == pytest.approx(0.1) for x in lr[110:])  # 训练超过 max_iters（续训）就停在 min_lr
 
 
-def test_step_line_shows_the_learning_rate_and_the_gradient_norm(small_corpus, tmp_path, monkeypatch, capsys):
+def test_step_line_shows_the_learning_rate_and_the_gradient_norm(small_corpus, tmp_path):
     module = load(V21)
-    in_process(module, V21, [*tiny_args(V21, max_iters=20, warmup_iters=5, learning_rate=0.01, min_lr=0.001),
-                             f"--data={small_corpus}", f"--out_dir={tmp_path}"], monkeypatch)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    out = in_process(V21, *tiny_args(V21, max_iters=20, warmup_iters=5, learning_rate=0.01, min_lr=0.001),
+                     f"--data={small_corpus}", f"--out_dir={tmp_path}", module=module).stdout
+    lines = [line for line in out.splitlines() if line.startswith("step ")]
     assert [int(line.split()[1].split("/")[0]) for line in lines] == [0, 10, 20]
     for step, line in zip((0, 10, 20), lines, strict=True):
         assert f" | 学习率 {module.get_lr(step):.2e} | 梯度范数 " in line
@@ -36,27 +36,22 @@ def test_step_line_shows_the_learning_rate_and_the_gradient_norm(small_corpus, t
 
 
 @pytest.mark.parametrize("path", [V20, V22], ids=lambda p: p.stem)
-def test_resume_continues_the_schedule_exactly(path, small_corpus, tmp_path, monkeypatch, capsys):
+def test_resume_continues_the_schedule_exactly(path, small_corpus, tmp_path, monkeypatch):
     """一次 40 步的训练在第 20 步停下、--resume 续完，和一口气训练 40 步完全一样（学习率计划、两份优化器状态都接上）。"""
     args = [*tiny_args(path, max_iters=40, warmup_iters=10, dropout=0.1), f"--data={small_corpus}"]
     stopped = load(path)
     monkeypatch.setattr(stopped, "Progress", stopping_at(stopped, 20))
-    in_process(stopped, path, [*args, f"--out_dir={tmp_path / 'split'}"], monkeypatch)
+    in_process(path, *args, f"--out_dir={tmp_path / 'split'}", module=stopped)
     assert torch.load(tmp_path / "split" / f"{path.stem}.pt", weights_only=True)["step"] == 20
-    capsys.readouterr()
-    in_process(load(path), path, [*args, f"--out_dir={tmp_path / 'split'}", "--resume"], monkeypatch)
-    resumed = steps(capsys.readouterr().out)
-    in_process(load(path), path, [*args, f"--out_dir={tmp_path / 'straight'}"], monkeypatch)
-    straight = steps(capsys.readouterr().out)
+    resumed = steps(in_process(path, *args, f"--out_dir={tmp_path / 'split'}", "--resume").stdout)
+    straight = steps(in_process(path, *args, f"--out_dir={tmp_path / 'straight'}").stdout)
     assert resumed == straight[2:] and [s for s, _, _ in resumed] == [20, 30, 40]
     a, b = (torch.load(tmp_path / d / f"{path.stem}.pt", weights_only=True) for d in ("split", "straight"))
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
 
 
-def test_checkpoint_holds_both_optimizers(small_corpus, tmp_path, monkeypatch):
-    module = load(V22)
-    in_process(module, V22, [*tiny_args(V22, max_iters=3, eval_interval=3), f"--data={small_corpus}",
-                             f"--out_dir={tmp_path}"], monkeypatch)
+def test_checkpoint_holds_both_optimizers(small_corpus, tmp_path):
+    in_process(V22, *tiny_args(V22, max_iters=3, eval_interval=3), f"--data={small_corpus}", f"--out_dir={tmp_path}")
     state = torch.load(tmp_path / f"{V22.stem}.pt", weights_only=True)
     muon, adamw = state["optimizer"]
     model = state["model"]
@@ -71,7 +66,7 @@ def grad_norm(parameters):
 
 
 @pytest.mark.parametrize("grad_clip", [1.0, 0.0])
-def test_huge_gradient_is_cut_to_grad_clip(grad_clip, small_corpus, tmp_path, monkeypatch, capsys):
+def test_huge_gradient_is_cut_to_grad_clip(grad_clip, small_corpus, tmp_path, monkeypatch):
     """损失乘 1e6，梯度就大 1e6 倍：裁剪后 AdamW 看到的总范数正好是 grad_clip；grad_clip=0 时原样不动。"""
     module = load(V21)
 
@@ -87,9 +82,9 @@ def test_huge_gradient_is_cut_to_grad_clip(grad_clip, small_corpus, tmp_path, mo
     monkeypatch.setattr(module, "BabyGPT", Huge)
     monkeypatch.setattr(torch.optim.AdamW, "step", step)
     monkeypatch.setattr(module, "time_one_step", lambda *a: (0.001, 0.0))  # 开训前量时间的那几步（在副本上）不算
-    in_process(module, V21, [*tiny_args(V21, max_iters=3, eval_interval=3), f"--grad_clip={grad_clip}",
-                             f"--data={small_corpus}", f"--out_dir={tmp_path}"], monkeypatch)
-    shown = float(capsys.readouterr().out.split("梯度范数 ")[-1].split()[0])  # 第 3 步的进度行：裁剪前的范数
+    out = in_process(V21, *tiny_args(V21, max_iters=3, eval_interval=3), f"--grad_clip={grad_clip}",
+                     f"--data={small_corpus}", f"--out_dir={tmp_path}", module=module).stdout
+    shown = float(out.split("梯度范数 ")[-1].split()[0])  # 第 3 步的进度行：裁剪前的范数
     assert len(seen) == 3 and shown > 1e4
     if grad_clip:
         assert seen == [pytest.approx(grad_clip, rel=1e-4)] * 3

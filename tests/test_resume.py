@@ -23,14 +23,11 @@ def at_most_60_seconds():
 
 
 @pytest.mark.parametrize("path", VERSIONS, ids=lambda p: p.stem)
-def test_resume_past_max_iters_writes_without_training(path, small_corpus, tmp_path, monkeypatch, capsys,
-                                                       at_most_60_seconds):
+def test_resume_past_max_iters_writes_without_training(path, small_corpus, tmp_path, at_most_60_seconds):
     where = [f"--data={small_corpus}", f"--out_dir={tmp_path}"]
-    in_process(load(path), path, [*tiny_args(path, max_iters=6, eval_interval=3), *where], monkeypatch)
+    in_process(path, *tiny_args(path, max_iters=6, eval_interval=3), *where)
     trained = torch.load(tmp_path / f"{path.stem}.pt", weights_only=True)
-    capsys.readouterr()
-    in_process(load(path), path, [*tiny_args(path, max_iters=4, eval_interval=3), *where, "--resume"], monkeypatch)
-    out = capsys.readouterr().out
+    out = in_process(path, *tiny_args(path, max_iters=4, eval_interval=3), *where, "--resume").stdout
     assert "检查点已经训练了 6 步，不少于 --max_iters=4：不再训练，直接写词（想接着训练，把 --max_iters 调大）" in out
     assert [s for s, _, _ in steps(out)] == [6] and "还需 -" not in out  # 只评估一次，不训练
     assert set(samples(out)) == {"春江", "往事"}
@@ -46,42 +43,38 @@ def first_run_in_bf16(module, monkeypatch):
 
 
 @pytest.mark.parametrize("path", [FAST[0], FAST[-1]], ids=lambda p: p.stem)
-def test_resume_uses_the_precision_the_checkpoint_trained_in(path, small_corpus, tmp_path, monkeypatch, capsys):
+def test_resume_uses_the_precision_the_checkpoint_trained_in(path, small_corpus, tmp_path, monkeypatch):
     args = [*tiny_args(path, max_iters=8, eval_interval=4, dtype="auto"), f"--data={small_corpus}"]
     straight = load(path)
     first_run_in_bf16(straight, monkeypatch)
-    in_process(straight, path, [*args, f"--out_dir={tmp_path / 'straight'}"], monkeypatch)
-    assert "加速：精度 bfloat16" in capsys.readouterr().out
+    assert "加速：精度 bfloat16" in in_process(path, *args, f"--out_dir={tmp_path / 'straight'}", module=straight).stdout
     assert torch.load(tmp_path / "straight" / f"{path.stem}.pt", weights_only=True)["hyperparameters"]["dtype"] == \
         "bfloat16"
 
     first = load(path)
     first_run_in_bf16(first, monkeypatch)
     monkeypatch.setattr(first, "Progress", stopping_at(first, 4))  # 在第 4 步停下
-    in_process(first, path, [*args, f"--out_dir={tmp_path / 'split'}"], monkeypatch)
-    capsys.readouterr()
+    in_process(path, *args, f"--out_dir={tmp_path / 'split'}", module=first)
     resumed = load(path)  # 续训：这次量出来 float32 更快，但检查点说 bf16，就用 bf16，不再量
     monkeypatch.setattr(resumed, "time_one_step", lambda model, optimizer, x, amp, device: (
         x.shape[0] * (0.003 if isinstance(amp, torch.autocast) else 0.001), 0.0))
-    in_process(resumed, path, [*args, f"--out_dir={tmp_path / 'split'}", "--resume"], monkeypatch)
-    out = capsys.readouterr().out
+    out = in_process(path, *args, f"--out_dir={tmp_path / 'split'}", "--resume", module=resumed).stdout
     line = out.split("加速：")[1].splitlines()[0]
     assert line.startswith("精度 bfloat16（实测 bfloat16 ") and "float32" not in line and "续训，用检查点训练时的精度" in line
     a, b = (torch.load(tmp_path / d / f"{path.stem}.pt", weights_only=True) for d in ("split", "straight"))
     assert a["step"] == b["step"] == 8
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])  # 和一口气用 bf16 训完一模一样
 
-    capsys.readouterr()  # 命令行写明了 --dtype：就用写明的
-    in_process(load(path), path, [*args, "--max_iters=12", "--dtype=float32", f"--out_dir={tmp_path / 'split'}",
-                                  "--resume"], monkeypatch)
-    assert "加速：精度 float32（实测 float32 " in capsys.readouterr().out
+    # 命令行写明了 --dtype：就用写明的
+    out = in_process(path, *args, "--max_iters=12", "--dtype=float32", f"--out_dir={tmp_path / 'split'}", "--resume").stdout
+    assert "加速：精度 float32（实测 float32 " in out
 
 
 @pytest.mark.parametrize("path", [p for p in VERSIONS if "grad_clip" in hyperparameters(p)], ids=lambda p: p.stem)
-def test_gradient_norm_is_a_dash_until_a_step_has_run(path, small_corpus, tmp_path, monkeypatch, capsys):
+def test_gradient_norm_is_a_dash_until_a_step_has_run(path, small_corpus, tmp_path):
     args = [f"--data={small_corpus}", f"--out_dir={tmp_path}"]
-    in_process(load(path), path, [*tiny_args(path, max_iters=4, eval_interval=2), *args], monkeypatch)
-    in_process(load(path), path, [*tiny_args(path, max_iters=6, eval_interval=2), *args, "--resume"], monkeypatch)
-    norms = [line.rsplit(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    out = in_process(path, *tiny_args(path, max_iters=4, eval_interval=2), *args).stdout
+    out += in_process(path, *tiny_args(path, max_iters=6, eval_interval=2), *args, "--resume").stdout
+    norms = [line.rsplit(" ", 1)[1] for line in out.splitlines() if line.startswith("step ")]
     assert norms[0] == "—" and norms[3] == "—"  # 第 0 步；续训后的第 4 步（这次还没走过一步）
     assert all(float(n) > 0 for i, n in enumerate(norms) if i not in (0, 3)) and len(norms) == 5
