@@ -1,6 +1,7 @@
 """babygpt_v1.py 的骨架：命令行、报错、检查点、续训、Ctrl-C、设备选择、--sample、--interactive。
 
-骨架在每个版本里一字不差（见 test_versions.py），所以这里只测 v1。
+骨架在每个版本里一字不差（见 test_versions.py），所以这里只测 v1。多数检查在测试进程里跑 main()（in_process，
+和命令行上看到的退出码、输出一样）；Ctrl-C 要发信号给一个真的进程，那几个测试才起子进程。
 """
 
 import math
@@ -11,14 +12,14 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, load, run, samples, started, steps, tiny_args
+from conftest import ROOT, in_process, load, one_line_error, samples, started, steps, tiny_args
 from versions import hyperparameters, parse_writing_speeds
 
 V1 = ROOT / "babygpt_v1.py"
 
 
 def test_trains_and_writes_from_prompts(small_corpus, tmp_path):
-    r = run(V1, *tiny_args(V1, max_iters=60, eval_interval=20), f"--data={small_corpus}", f"--out_dir={tmp_path}")
+    r = in_process(V1, *tiny_args(V1, max_iters=60, eval_interval=20), f"--data={small_corpus}", f"--out_dir={tmp_path}")
     assert r.returncode == 0, r.stderr
     log = steps(r.stdout)
     assert [s for s, _, _ in log] == [0, 20, 40, 60]
@@ -34,17 +35,17 @@ def test_trains_and_writes_from_prompts(small_corpus, tmp_path):
 
 def test_same_command_same_losses(small_corpus, tmp_path):
     args = [*tiny_args(V1), f"--data={small_corpus}"]
-    first = run(V1, *args, f"--out_dir={tmp_path / 'a'}")
-    second = run(V1, *args, f"--out_dir={tmp_path / 'b'}")
+    first = in_process(V1, *args, f"--out_dir={tmp_path / 'a'}")
+    second = in_process(V1, *args, f"--out_dir={tmp_path / 'b'}")
     assert steps(first.stdout) == steps(second.stdout) and len(steps(first.stdout)) == 4
-    third = run(V1, *args, "--seed=7", f"--out_dir={tmp_path / 'c'}")
+    third = in_process(V1, *args, "--seed=7", f"--out_dir={tmp_path / 'c'}")
     assert steps(third.stdout) != steps(first.stdout)
 
 
 def test_checkpoint_and_resume(small_corpus, tmp_path):
     data = f"--data={small_corpus}"
-    straight = run(V1, *tiny_args(V1, max_iters=40), data, f"--out_dir={tmp_path / 'straight'}")
-    first = run(V1, *tiny_args(V1, max_iters=20), data, f"--out_dir={tmp_path / 'split'}")
+    straight = in_process(V1, *tiny_args(V1, max_iters=40), data, f"--out_dir={tmp_path / 'straight'}")
+    first = in_process(V1, *tiny_args(V1, max_iters=20), data, f"--out_dir={tmp_path / 'split'}")
     state = torch.load(tmp_path / "split" / "babygpt_v1.pt", weights_only=True)
     assert state["step"] == 20
     assert state["vocab"] == sorted(set(small_corpus.read_text(encoding="utf-8")))
@@ -52,7 +53,7 @@ def test_checkpoint_and_resume(small_corpus, tmp_path):
     assert "token_embedding_table.weight" in state["model"] and state["optimizer"]["state"]
     assert not list((tmp_path / "split").glob("*.tmp"))
 
-    resumed = run(V1, *tiny_args(V1, max_iters=40), data, f"--out_dir={tmp_path / 'split'}", "--resume")
+    resumed = in_process(V1, *tiny_args(V1, max_iters=40), data, f"--out_dir={tmp_path / 'split'}", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "从检查点" in resumed.stdout and "第 20 步" in resumed.stdout
     # 续训的第一行就是第 20 步，损失和上次结束时一模一样（同样的权重，同样的评估批次）
@@ -102,7 +103,7 @@ def test_too_big_is_said_at_once_and_ctrl_c_stops_the_first_evaluation(small_cor
         assert re.search(r"约 \d+h\d\dm", estimate), estimate  # 超过一小时
         assert "把 batch_size、block_size、n_embed 或 max_iters 改小" in early[-2]  # v1 的说明里没有 CPU 命令
         assert early[-1].startswith("也可以就这样跑下去")
-        time.sleep(3)  # 警告打印完马上就开始第一次评估（要几百秒）；警告之前按 Ctrl-C 是“立刻退出”，不是这里要测的
+        time.sleep(2)  # 警告打印完马上就开始第一次评估（要几百秒）；警告之前按 Ctrl-C 是“立刻退出”，不是这里要测的
         pressed = time.time()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -139,7 +140,7 @@ def test_ctrl_c_while_writing_exits_at_once(small_corpus, tmp_path):
 
 
 def test_help_lists_every_option_with_default():
-    r = run(V1, "--help")
+    r = in_process(V1, "--help")
     assert r.returncode == 0
     help_text = " ".join(r.stdout.split())  # argparse 会折行
     defaults = hyperparameters(V1)
@@ -148,15 +149,6 @@ def test_help_lists_every_option_with_default():
         assert re.search(rf"--{name} {name.upper()}\s+默认 {re.escape(str(default))}(\s|$)", help_text), name
     for option in ("--device", "--data", "--out_dir", "--resume", "--sample", "--interactive"):
         assert option in r.stdout
-
-
-def one_line_error(r, code, *words):
-    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("错误："), r.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 @pytest.mark.parametrize("args, words", [
@@ -168,7 +160,7 @@ def one_line_error(r, code, *words):
     (["--device=tpu"], ["tpu"]),
 ])
 def test_bad_arguments_exit_2_in_one_line(args, words):
-    one_line_error(run(V1, *args), 2, *words)
+    one_line_error(in_process(V1, *args), 2, *words)
 
 
 def test_bad_corpus_files(tmp_path):
@@ -180,27 +172,27 @@ def test_bad_corpus_files(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("春江花月夜，往事知多少。\n" * 3, encoding="utf-8")
     for path, word in [(missing, "找不到"), (empty, "空的"), (gbk, "UTF-8"), (short, "太短")]:
-        one_line_error(run(V1, f"--data={path}", f"--out_dir={tmp_path / 'out'}"), 1, word)
+        one_line_error(in_process(V1, f"--data={path}", f"--out_dir={tmp_path / 'out'}"), 1, word)
     assert not (tmp_path / "out").exists()  # 训练之前就报错：检查点目录都没建
 
 
 def test_prompt_not_in_vocabulary_names_the_characters(small_corpus, tmp_path):
-    r = run(V1, f"--data={small_corpus}", f"--out_dir={tmp_path}", "--prompts=春江,龘靐")
+    r = in_process(V1, f"--data={small_corpus}", f"--out_dir={tmp_path}", "--prompts=春江,龘靐")
     one_line_error(r, 1, "龘", "靐")
     assert not (tmp_path / "babygpt_v1.pt").exists()  # 在训练之前就报错
-    one_line_error(run(V1, f"--data={small_corpus}", f"--out_dir={tmp_path}", "--prompts=春江,"), 1, "空的开头")
+    one_line_error(in_process(V1, f"--data={small_corpus}", f"--out_dir={tmp_path}", "--prompts=春江,"), 1, "空的开头")
 
 
 def test_resume_errors(small_corpus, tmp_path):
     data = f"--data={small_corpus}"
-    one_line_error(run(V1, *tiny_args(V1), data, f"--out_dir={tmp_path}", "--resume"), 1, "没有检查点")
-    assert run(V1, *tiny_args(V1), data, f"--out_dir={tmp_path}").returncode == 0
+    one_line_error(in_process(V1, *tiny_args(V1), data, f"--out_dir={tmp_path}", "--resume"), 1, "没有检查点")
+    assert in_process(V1, *tiny_args(V1), data, f"--out_dir={tmp_path}").returncode == 0
     other = tmp_path / "other.txt"
     other.write_text(small_corpus.read_text(encoding="utf-8") + "龘", encoding="utf-8")
-    one_line_error(run(V1, *tiny_args(V1), f"--data={other}", f"--out_dir={tmp_path}", "--resume"), 1, "词表")
-    one_line_error(run(V1, *tiny_args(V1, n_embed=8), data, f"--out_dir={tmp_path}", "--resume"), 1, "形状")
+    one_line_error(in_process(V1, *tiny_args(V1), f"--data={other}", f"--out_dir={tmp_path}", "--resume"), 1, "词表")
+    one_line_error(in_process(V1, *tiny_args(V1, n_embed=8), data, f"--out_dir={tmp_path}", "--resume"), 1, "形状")
     (tmp_path / "babygpt_v1.pt").write_bytes(b"not a checkpoint")
-    one_line_error(run(V1, *tiny_args(V1), data, f"--out_dir={tmp_path}", "--resume"), 1, "读不出来")
+    one_line_error(in_process(V1, *tiny_args(V1), data, f"--out_dir={tmp_path}", "--resume"), 1, "读不出来")
 
 
 @pytest.fixture
@@ -212,32 +204,32 @@ def v1_module():
 def trained(tmp_path_factory, small_corpus):
     """训练 200 步的 v1 检查点，给 --sample 的测试用。"""
     out = tmp_path_factory.mktemp("trained")
-    r = run(V1, *tiny_args(V1, max_iters=200, eval_interval=100, n_embed=32), f"--data={small_corpus}",
+    r = in_process(V1, *tiny_args(V1, max_iters=200, eval_interval=100, n_embed=32), f"--data={small_corpus}",
             f"--out_dir={out}")
     assert r.returncode == 0, r.stderr
     return out
 
 
 def test_sample_without_checkpoint_says_how_to_make_one(tmp_path):
-    one_line_error(run(V1, "--sample", f"--out_dir={tmp_path}"), 1, "没有检查点", "python babygpt_v1.py")
+    one_line_error(in_process(V1, "--sample", f"--out_dir={tmp_path}"), 1, "没有检查点", "python babygpt_v1.py")
 
 
 def test_sample_uses_the_checkpoint_and_rejects_a_contradicting_flag(trained):
-    r = run(V1, "--sample", f"--out_dir={trained}", "--max_new_tokens=30", "--prompts=春江,明月")
+    r = in_process(V1, "--sample", f"--out_dir={trained}", "--max_new_tokens=30", "--prompts=春江,明月")
     assert r.returncode == 0, r.stderr
     assert "step" not in r.stdout and "训练了 200 步" in r.stdout  # 没有训练，n_embed=32 来自检查点
     written = samples(r.stdout)
     assert set(written) == {"春江", "明月"} and all(len(t) == len(p) + 30 for p, t in written.items())
     assert len(parse_writing_speeds(r.stdout)) == 2 and min(parse_writing_speeds(r.stdout)) > 0
-    one_line_error(run(V1, "--sample", f"--out_dir={trained}", "--n_embed=64"), 1, "--n_embed=64", "n_embed=32")
-    assert run(V1, "--sample", f"--out_dir={trained}", "--n_embed=32", "--max_new_tokens=1").returncode == 0
+    one_line_error(in_process(V1, "--sample", f"--out_dir={trained}", "--n_embed=64"), 1, "--n_embed=64", "n_embed=32")
+    assert in_process(V1, "--sample", f"--out_dir={trained}", "--n_embed=32", "--max_new_tokens=1").returncode == 0
 
 
 def test_temperature_zero_is_greedy_and_deterministic(trained):
-    greedy = [samples(run(V1, "--sample", f"--out_dir={trained}", "--temperature=0", f"--seed={seed}").stdout)
+    greedy = [samples(in_process(V1, "--sample", f"--out_dir={trained}", "--temperature=0", f"--seed={seed}").stdout)
               for seed in (1, 2)]
     assert greedy[0] == greedy[1] and len(greedy[0]) == 2
-    drawn = [samples(run(V1, "--sample", f"--out_dir={trained}", f"--seed={seed}").stdout) for seed in (1, 2)]
+    drawn = [samples(in_process(V1, "--sample", f"--out_dir={trained}", f"--seed={seed}").stdout) for seed in (1, 2)]
     assert drawn[0] != drawn[1]  # 温度 1：不同的种子写出不一样的词
 
 
@@ -255,13 +247,13 @@ def test_pick_next_top_k_and_temperature(v1_module):
 
 
 def test_interactive_from_a_pipe(trained):
-    r = run(V1, "--sample", "--interactive", f"--out_dir={trained}", "--max_new_tokens=5", "--temperature=0",
+    r = in_process(V1, "--sample", "--interactive", f"--out_dir={trained}", "--max_new_tokens=5", "--temperature=0",
             stdin="明月\n龘靐春\n西风\n")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert list(samples(r.stdout)) == ["春江", "往事", "明月", "西风"]  # 坏开头之后照样问下去，EOF 结束
     assert r.stdout.count("请输入开头：") == 4
     assert "这些字不在词表里：靐 龘" in r.stdout
-    stopped = run(V1, "--sample", "--interactive", f"--out_dir={trained}", "--max_new_tokens=5", stdin="明月\n\n西风\n")
+    stopped = in_process(V1, "--sample", "--interactive", f"--out_dir={trained}", "--max_new_tokens=5", stdin="明月\n\n西风\n")
     assert list(samples(stopped.stdout)) == ["春江", "往事", "明月"]  # 空行结束
 
 
@@ -281,4 +273,4 @@ def test_asking_for_an_absent_device_is_a_clear_error(v1_module, monkeypatch):
         v1_module.pick_device("cuda")
     assert exit_info.value.code == 1
     if not torch.cuda.is_available():
-        one_line_error(run(V1, "--device=cuda"), 1, "cuda")
+        one_line_error(in_process(V1, "--device=cuda"), 1, "cuda")
