@@ -27,8 +27,8 @@ def version(n):
     return versions().get(f"v{n}")
 
 
-__all__ = ["ROOT", "VERSIONS", "descendants", "in_process", "load", "one_line_error", "run", "run_command", "samples",
-           "started", "steps", "stopping_at", "tiny_args", "version"]
+__all__ = ["ROOT", "VERSIONS", "assert_picture", "descendants", "in_process", "load", "one_line_error", "run",
+           "run_command", "samples", "started", "steps", "stopping_at", "tiny_args", "version"]
 
 
 def tiny_args(script, **overrides):
@@ -70,6 +70,17 @@ def one_line_error(r, code, *words):
     assert len(lines) == 1 and lines[0].startswith("错误："), r.stderr
     for word in words:
         assert word in lines[0], (word, lines[0])
+
+
+def assert_picture(path, min_width=300):
+    """path 是一张有内容的 PNG：至少 min_width 像素宽，而且画上了彩色的东西（线、柱子、热图），
+    不是一张白图、也不是只有黑白的坐标轴和字。返回像素 (高, 宽, 通道)。"""
+    import matplotlib.image
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = matplotlib.image.imread(path)[..., :3]
+    colored = (pixels.max(axis=-1) - pixels.min(axis=-1) > 0.15).mean()  # R、G、B 差得多的像素：不是灰色
+    assert pixels.shape[1] >= min_width and colored > 0.005, (pixels.shape, colored)
+    return pixels
 
 
 def stopping_at(module, stop_at):

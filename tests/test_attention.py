@@ -1,10 +1,9 @@
 """scripts/attention.py：从一个训练过的小检查点画出每层每个头的注意力；没有中文字体时一行说明。"""
 
-import struct
 import sys
 
 import pytest
-from conftest import ROOT, VERSIONS, load, run, tiny_args, version
+from conftest import ROOT, VERSIONS, assert_picture, in_process, load, run, tiny_args, version
 from versions import find_cjk_font, number
 
 ATTENTION = ROOT / "scripts" / "attention.py"
@@ -14,7 +13,7 @@ V6 = version(6)  # 手写注意力，2 层 × 2 个头（tiny_args）
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, small_corpus):
     out = tmp_path_factory.mktemp("attention")
-    r = run(V6, *tiny_args(V6, max_iters=20), f"--data={small_corpus}", f"--out_dir={out}")
+    r = in_process(V6, *tiny_args(V6, max_iters=20), f"--data={small_corpus}", f"--out_dir={out}")
     assert r.returncode == 0, r.stderr
     return out / f"{V6.stem}.pt"
 
@@ -31,8 +30,7 @@ def test_draws_every_layer_and_head(checkpoint, tmp_path):
         return
     assert r.returncode == 0, r.stderr
     assert "2 层 × 2 个头，10 个字" in r.stdout
-    png = (tmp_path / "a.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24])[0] > 300
+    assert_picture(tmp_path / "a.png")
     assert "missing from font" not in r.stderr  # 汉字都有字形，不是方框
 
 
@@ -56,7 +54,7 @@ def test_attention_rows_are_causal_distributions(checkpoint):
 
 
 def test_versions_without_attention_are_a_clear_error(tmp_path):
-    r = run(ATTENTION, "--version=v2")
+    r = in_process(ATTENTION, "--version=v2")
     assert r.returncode == 1 and r.stderr == "错误：v2 还没有注意力：选 v3 或更新的版本\n"
 
 

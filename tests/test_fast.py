@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from conftest import load, run, tiny_args, version
+from conftest import in_process, load, one_line_error, tiny_args, version
 
 V13, V14 = version(13), version(14)
 pytestmark = pytest.mark.skipif(V14 is None, reason="v14 还没有")
@@ -60,11 +60,11 @@ def test_compile_failure_is_one_line_and_training_goes_on(capsys, monkeypatch):
     assert out == ["torch.compile 用不了（RuntimeError：Compiler: cl is not found），不编译，照常训练"] * 2
 
 
-def test_bf16_trains_and_bad_settings_are_one_line(small_corpus, tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    r = run(V14, *tiny_args(V14, max_iters=20), "--dtype=bfloat16", f"--data={small_corpus}", f"--out_dir={tmp_path}")
+def test_bf16_trains_and_bad_settings_are_one_line(small_corpus, tmp_path):
+    r = in_process(V14, *tiny_args(V14, max_iters=20), "--dtype=bfloat16", f"--data={small_corpus}", f"--out_dir={tmp_path}")
     assert r.returncode == 0, r.stderr
     assert re.search(r"加速：精度 bfloat16（实测 bfloat16 [0-9,]+ 字/秒），torch.compile 关", r.stdout), r.stdout
-    for flag, word in (("--dtype=half", "--dtype=half"), ("--compile=yes", "--compile=yes")):
-        bad = run(V14, *tiny_args(V14), flag, f"--data={small_corpus}", f"--out_dir={tmp_path}")
-        assert bad.returncode == 1 and bad.stderr.startswith(f"错误：{word} 不对") and len(bad.stderr.splitlines()) == 1
+    for flag in ("--dtype=half", "--compile=yes"):
+        bad = in_process(V14, *tiny_args(V14), flag, f"--data={small_corpus}", f"--out_dir={tmp_path}")
+        one_line_error(bad, 1, f"{flag} 不对")
+        assert bad.stderr.startswith(f"错误：{flag} 不对")

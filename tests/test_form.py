@@ -3,7 +3,7 @@
 from collections import Counter
 
 import form
-from conftest import ROOT, run, samples, tiny_args
+from conftest import ROOT, in_process, one_line_error, samples, tiny_args
 
 SIX_SEVENS = "一二三四五六七，一二三四五六七。\n一二三四五六七，一二三四五六七。\n一二三四五六七，一二三四五六七。"
 SHORT = "一二三，四五。"
@@ -79,8 +79,8 @@ def test_real_corpus_ceiling_and_counting_floor():
 def test_a_tune_name_with_its_space_is_a_prompt(small_corpus, tmp_path):
     """--prompts="浣溪沙 " 和交互输入的“鹧鸪天 ”：后面的空格留着，模型接着写作者（和 ci.txt 里一样）。"""
     v1 = ROOT / "babygpt_v1.py"
-    r = run(v1, *tiny_args(v1, max_iters=10), "--prompts=浣溪沙 ", "--interactive", f"--data={small_corpus}",
-            f"--out_dir={tmp_path}", stdin="鹧鸪天 \n")
+    r = in_process(v1, *tiny_args(v1, max_iters=10), "--prompts=浣溪沙 ", "--interactive", f"--data={small_corpus}",
+                   f"--out_dir={tmp_path}", stdin="鹧鸪天 \n")
     assert r.returncode == 0, r.stderr
     assert set(samples(r.stdout)) == {"浣溪沙 ", "鹧鸪天 "}
     assert all(text.startswith(prompt) for prompt, text in samples(r.stdout).items())
@@ -94,5 +94,5 @@ def test_report_is_a_table_with_examples_and_the_cli_says_what_is_wrong(tmp_path
     assert "| 鹧鸪天 | 词表里没有 | — |" in text
     assert f"合律的一首：浣溪沙\n{SIX_SEVENS}\n句式 7-7-7-7-7-7" in text
     assert "句式 7-8-7；最近的 7-7-7-7-7-7（句子分 33%）" in text
-    r = run(ROOT / "scripts" / "form.py", "--checkpoint", tmp_path / "babygpt_v19_gqa.pt")
-    assert r.returncode == 1 and r.stderr.startswith("错误：没有检查点") and len(r.stderr.splitlines()) == 1
+    r = in_process(ROOT / "scripts" / "form.py", "--checkpoint", tmp_path / "babygpt_v19_gqa.pt")
+    one_line_error(r, 1, "没有检查点")

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import VERSIONS, load, run, samples, steps, tiny_args, version
+from conftest import VERSIONS, in_process, load, samples, steps, tiny_args, version
 from versions import number
 
 V12, V13 = version(12), version(13)
@@ -42,15 +42,14 @@ def test_the_cache_holds_each_head_once_and_counts_positions():
     torch.testing.assert_close(first[0], full[0, :5])
 
 
-def test_training_is_unchanged_and_the_command_line_agrees(small_corpus, tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
+def test_training_is_unchanged_and_the_command_line_agrees(small_corpus, tmp_path):
     args = [*tiny_args(V13, max_iters=60, eval_interval=20), f"--data={small_corpus}"]
-    trained = {v: run(v, *args, f"--out_dir={tmp_path}") for v in (V12, V13)}
+    trained = {v: in_process(v, *args, f"--out_dir={tmp_path}") for v in (V12, V13)}
     assert all(r.returncode == 0 for r in trained.values()), trained[V13].stderr
     assert steps(trained[V12].stdout) == steps(trained[V13].stdout) and len(steps(trained[V13].stdout)) == 4
 
     # 命令行：--kv_cache=0 和 1，贪心写 50 个字（block_size 是 16），写出的词一样
-    written = [samples(run(V13, "--sample", f"--out_dir={tmp_path}", "--temperature=0", "--max_new_tokens=50",
-                           f"--kv_cache={kv}").stdout) for kv in (0, 1)]
+    written = [samples(in_process(V13, "--sample", f"--out_dir={tmp_path}", "--temperature=0", "--max_new_tokens=50",
+                                  f"--kv_cache={kv}").stdout) for kv in (0, 1)]
     assert written[0] == written[1] and len(written[0]) == 2
     assert all(len(text) == len(prompt) + 50 for prompt, text in written[0].items())

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import in_process, load, steps, stopping_at, tiny_args, version
+from conftest import assert_picture, in_process, load, steps, stopping_at, tiny_args, version
 
 V20, V21, V22 = version(20), version(21), version(22)
 pytestmark = pytest.mark.skipif(V22 is None, reason="v22 还没有")
@@ -165,4 +165,4 @@ def test_lr_picture_uses_v20s_own_schedule_at_its_cpu_command(tmp_path):
     evals = [{"step": s, "val_loss": 7 - s / 1000} for s in (0, 1500, 3000)]
     report = {"results": [{"version": v, "steps": 3000, "evals": evals, "final_val_loss": 4.0} for v in ("v19", "v20")]}
     recipe_pictures.lr_picture(report, tmp_path / "lr.png")
-    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_picture(tmp_path / "lr.png")
