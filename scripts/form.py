@@ -207,7 +207,8 @@ def summary(results):
                       for tune, r in results.items()}}
 
 
-def main():
+def measure(argv=None):
+    """命令行参数 -> (参数, 语料, 结果, 名字)；出错时一行中文退出（sys.exit）。scripts/ladder.py 在它自己的进程里调用。"""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="一个版本（v1 起）的检查点，例如 checkpoints/babygpt_v19_gqa.pt")
@@ -217,8 +218,8 @@ def main():
     parser.add_argument("--pieces", type=int, default=20, help="每个词牌写几首，默认 20")
     parser.add_argument("--temperature", type=float, default=1.0, help="写词的温度，默认 1.0")
     parser.add_argument("--seed", type=int, default=1337, help="随机种子，默认 1337")
-    parser.add_argument("--json", action="store_true", help="只打印 json（给 scripts/ladder.py 用）")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="只打印 json（合律率、句子分、每首的句式）")
+    args = parser.parse_args(argv)
     if args.pieces < 1 or args.temperature <= 0:
         sys.exit("错误：--pieces 至少 1，--temperature 要大于 0")
     try:
@@ -239,8 +240,18 @@ def main():
     results = evaluate(writer, text, args.pieces, args.seed)
     if all(r is None for r in results.values()):
         sys.exit("错误：这个模型的词表里一个词牌名都没有（是在别的语料上训练的吗？）")
+    return args, text, results, name
+
+
+def as_json(results, text):
+    """--json 打印的内容：summary 加上验证集的天花板。"""
+    return {**summary(results), "ceiling": overall(ceiling(text))}
+
+
+def main():
+    args, text, results, name = measure()
     if args.json:
-        print(json.dumps({**summary(results), "ceiling": overall(ceiling(text))}, ensure_ascii=False))
+        print(json.dumps(as_json(results, text), ensure_ascii=False))
         return
     floor = evaluate(CountingWriter(text, args.temperature), text, args.pieces, args.seed)
     print(report(name, results, ceiling(text), floor))

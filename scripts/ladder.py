@@ -30,6 +30,7 @@ import threading
 import time
 from pathlib import Path
 
+import form
 import torch
 from versions import (
     ROOT,
@@ -225,13 +226,14 @@ def plot(report, path):
 
 
 def run_form(args, tag):
-    """scripts/form.py --json：合律率和句子分（另加验证集的天花板）。量不了（比如词表里没有词牌名）就是 None。"""
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "form.py"), *map(str, args), "--json"], check=False,
-                       capture_output=True, text=True, encoding="utf-8", cwd=ROOT, stdin=subprocess.DEVNULL)
-    if r.returncode != 0:
-        print(f"  {tag}：量不了格律（{r.stderr.strip()[-200:]}）", flush=True)
+    """scripts/form.py 的 measure（在这个进程里，省掉起进程、导入 torch）：合律率和句子分（另加验证集的天花板）。
+    量不了（比如词表里没有词牌名）就是 None。"""
+    try:
+        _, text, results, _ = form.measure([*map(str, args)])
+    except SystemExit as e:
+        print(f"  {tag}：量不了格律（{str(e.code)[-200:]}）", flush=True)
         return None
-    found = json.loads(r.stdout)
+    found = form.as_json(results, text)
     print(f"  {tag}：合律 {found['overall']['exact']:.0%}，句子分 {found['overall']['clause']:.0%}", flush=True)
     return found
 

@@ -6,24 +6,23 @@ import sys
 
 import pytest
 import torch
-from conftest import run, run_command, samples, steps, tiny_args, version
+from conftest import in_process, one_line_error, run_command, samples, steps, tiny_args, version
 
 V15 = version(15)
 pytestmark = pytest.mark.skipif(V15 is None, reason="v15 还没有")
 HELPER = """
-import sys, torch
+import os, sys, torch
 sys.path.insert(0, {scripts!r})
 from versions import load
 v15 = load({script!r})
 sys.argv = [{script!r}, *{args!r}]
-args = v15.parse_args()
-rank, world_size = v15.start_ddp("cpu")
-v15.wandb.init(mode="disabled")
-torch.manual_seed(v15.seed)
-model, _ = v15.train(args, "cpu", rank, world_size)
-torch.save(model.state_dict(), f"{{args.out_dir}}/rank{{rank}}.pt")
-v15.dist.barrier()  # 和 v15 的 main() 一样：大家都存好了，再一起退出进程组
-v15.dist.destroy_process_group()
+trained = v15.train
+def train(*args, **kwargs):  # main() 照常跑；训练完的参数每个进程另存一份，好比较
+    model, tokenizer = trained(*args, **kwargs)
+    torch.save(model.state_dict(), os.path.join({ranks!r}, f"rank{{os.environ['RANK']}}.pt"))
+    return model, tokenizer
+v15.train = train
+v15.main()
 """
 
 
@@ -37,37 +36,36 @@ def tiny(**overrides):
     return tiny_args(V15, batch_size=8, max_iters=30, dropout=0.0, **overrides)
 
 
-def test_two_processes_give_the_losses_of_one(small_corpus, tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    one = run(V15, *tiny(), f"--data={small_corpus}", f"--out_dir={tmp_path / 'one'}")
-    two = torchrun(V15, *tiny(), f"--data={small_corpus}", f"--out_dir={tmp_path / 'two'}")
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+def test_two_processes_with_gradient_accumulation_give_the_losses_of_one(small_corpus, tmp_path):
+    """torchrun 两个进程跑 v15 的 main()，每个进程一份 4 段，--micro_batch_size=2 切成两个小批（只在第二个同步梯度）：
+    每一次评估的损失都和一个进程不切小批时一样；两个进程最后的参数一模一样；只有 0 号进程打印、存检查点、写词。"""
+    (tmp_path / "ranks").mkdir()
+    args = [*tiny(micro_batch_size=2), f"--data={small_corpus}", f"--out_dir={tmp_path / 'two'}"]
+    helper = tmp_path / "helper.py"
+    helper.write_text(HELPER.format(scripts=str(V15.parent / "scripts"), script=str(V15), args=args,
+                                    ranks=str(tmp_path / "ranks")), encoding="utf-8")
+    two = torchrun(helper)
+    assert two.returncode == 0, two.stderr[-2000:]
     assert "Traceback" not in two.stderr
     assert [s for s, _, _ in steps(two.stdout)] == [0, 10, 20, 30]  # 只有 0 号进程打印：每一步只有一行
-    for (s1, train1, val1), (s2, train2, val2) in zip(steps(one.stdout), steps(two.stdout), strict=True):
-        assert s1 == s2 and abs(train1 - train2) <= 1e-4 and abs(val1 - val2) <= 1e-4
     assert two.stdout.count("--- 春江 ---") == 1 and set(samples(two.stdout)) == {"春江", "往事"}
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["babygpt_v15_ddp.pt"]  # 只有一个检查点
     assert torch.load(tmp_path / "two" / "babygpt_v15_ddp.pt", weights_only=True)["step"] == 30
-
-
-def test_every_rank_ends_with_the_same_parameters_with_gradient_accumulation(small_corpus, tmp_path):
-    """每个进程一份 4 段，--micro_batch_size=2 切成两个小批（只在第二个同步梯度）：两个进程最后的参数一模一样，
-    损失和一个进程不切小批时一样。"""
-    args = [*tiny(micro_batch_size=2), f"--data={small_corpus}", f"--out_dir={tmp_path}"]
-    helper = tmp_path / "helper.py"
-    helper.write_text(HELPER.format(scripts=str(V15.parent / "scripts"), script=str(V15), args=args), encoding="utf-8")
-    r = torchrun(helper)
-    assert r.returncode == 0, r.stderr[-2000:]
-    ranks = [torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in (0, 1)]
+    ranks = [torch.load(tmp_path / "ranks" / f"rank{i}.pt", weights_only=True) for i in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys() and len(ranks[0]) > 10
     assert all(torch.equal(ranks[0][name], ranks[1][name]) for name in ranks[0])
-    one = run(V15, *tiny(), f"--data={small_corpus}", f"--out_dir={tmp_path / 'one'}", env={**os.environ,
-              "WANDB_MODE": "disabled"})
-    assert abs(steps(r.stdout)[-1][2] - steps(one.stdout)[-1][2]) <= 1e-4
+
+    one = in_process(V15, *tiny(), f"--data={small_corpus}", f"--out_dir={tmp_path / 'one'}")
+    assert one.returncode == 0, one.stderr
+    for (s1, train1, val1), (s2, train2, val2) in zip(steps(one.stdout), steps(two.stdout), strict=True):
+        assert s1 == s2 and abs(train1 - train2) <= 1e-4 and abs(val1 - val2) <= 1e-4
 
 
-def test_batch_must_split_evenly(small_corpus, tmp_path):
-    r = torchrun(V15, *tiny_args(V15, batch_size=5), f"--data={small_corpus}", f"--out_dir={tmp_path}")
-    assert r.returncode != 0 and "--batch_size=5 要能被进程数 2 整除" in r.stderr
-    assert "Traceback (most recent call last):\n  File \"" + str(V15) not in r.stderr
+def test_batch_must_split_evenly(small_corpus, tmp_path, monkeypatch):
+    """像 torchrun 起了两个进程（环境变量里有 RANK；进程组是假的，不用真的等另一个进程）：batch 5 分不匀，一行报错。"""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda *a, **k: None)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)
+    r = in_process(V15, *tiny_args(V15, batch_size=5), f"--data={small_corpus}", f"--out_dir={tmp_path}")
+    one_line_error(r, 1, "--batch_size=5 要能被进程数 2 整除")
