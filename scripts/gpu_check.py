@@ -2,7 +2,7 @@
 
 用法
   python scripts/gpu_check.py                           # 在 GPU 上：全部跑一遍（一块 H200 上 314 秒），写 docs/gpu_check.md
-  python scripts/gpu_check.py --device=cpu --quick      # 在 CPU 上用很小的尺寸把每一部分都走一遍（2 分钟以内）
+  python scripts/gpu_check.py --device=cpu --quick      # 在 CPU 上用很小的尺寸把每一部分都走一遍（半分钟左右）
   python scripts/gpu_check.py --device=cpu --parts=4 --out=docs/writing_cpu.md   # 只量完整尺寸的写词速度和 KV 缓存
 
 做什么（按顺序，都在这一个进程和它启动的子进程里）
@@ -49,7 +49,7 @@ def size_args(size, steps, eval_interval, eval_iters, out_dir):
 
 def part_speed(found, size, device, quick):
     v13, v14 = load(found["v13"]), load(found["v14"])
-    rows = speed_rows(v13, v14, size, device, 0.5 if quick else 10, 1 if quick else 3, with_compile=not quick)
+    rows = speed_rows(v13, v14, size, device, 0.2 if quick else 10, 1 if quick else 3, with_compile=not quick)
     base = rows[0][1]
     lines = ["| 加速 | 字/秒 | 比上一行 | 比 v13 | 编译用时 |", "|---|---:|---:|---:|---:|"]
     for name, speed, gain, compile_seconds in rows:

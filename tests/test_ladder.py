@@ -50,7 +50,7 @@ def test_interrupted_run_leaves_old_results_alone(small_corpus, tmp_path):
         for line in proc.stdout:
             if "v1 step 10/" in line:
                 break
-        time.sleep(4)  # 这几秒不读 ladder 的输出：它卡在 print 上，版本的管道跟着满
+        time.sleep(2)  # 这几秒不读 ladder 的输出：它卡在 print 上，版本的管道跟着满
         proc.send_signal(signal.SIGINT)
         pressed = time.time()
         _, err = proc.communicate(timeout=60)
