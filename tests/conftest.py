@@ -41,18 +41,19 @@ def tiny_args(script, **overrides):
     return [f"--{k}={v}" for k, v in args.items() if k in known]
 
 
-def in_process(script, *args, module=None, stdin=""):
+def in_process(script, *args, module=None, stdin="", env=None):
     """像 run(script, *args) 一样，但在这个进程里跑 main()：省掉起进程、导入 torch 的一两秒。
     返回一样的 CompletedProcess：sys.exit 的字符串印到 stderr、退出码 1（和 Python 一样），argparse 的退出码照旧。
-    没处理的异常照样抛出：测试失败，就像命令行上的 traceback。module：先改过的模块（默认重新读一份 script）。
+    没处理的异常照样抛出：测试失败，就像命令行上的 traceback。module：先改过的模块（默认重新读一份 script）；
+    env：整个换掉环境变量（和 run 的 env 一样），默认只加上 WANDB_MODE=disabled。
     跑完后 sys.argv、标准输入输出、环境变量都还原。"""
     module = module or load(script)
     out, err = io.StringIO(), io.StringIO()
     code = 0
+    env = env if env is not None else {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")}
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             mock.patch.object(sys, "argv", [str(script), *map(str, args)]), \
-            mock.patch.object(sys, "stdin", io.StringIO(stdin)), \
-            mock.patch.dict(os.environ, {"WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")}):
+            mock.patch.object(sys, "stdin", io.StringIO(stdin)), mock.patch.dict(os.environ, env, clear=True):
         try:
             module.main()
         except SystemExit as e:

@@ -3,19 +3,27 @@
 import json
 import os
 import signal
-import struct
 import sys
 import time
 
-from conftest import ROOT, descendants, run, started
+import pytest
+from conftest import ROOT, assert_picture, descendants, in_process, started
 
 LADDER = ROOT / "scripts" / "ladder.py"
 TINY = ["--steps", "20", "--set", "batch_size=4", "--set", "block_size=16", "--set", "n_embed=16",
         "--set", "eval_interval=10", "--set", "eval_iters=2", "--set", "max_new_tokens=12", "--set", "n_layer=2"]
 
 
-def test_two_versions_make_a_table_and_a_picture(small_corpus, tmp_path):
-    r = run(LADDER, "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path)
+@pytest.fixture
+def ladder_here():
+    """在测试进程里跑 ladder.py 的 main()（版本照样各起一个进程）；它装的 Ctrl-C 处理，跑完换回原来的。"""
+    previous = signal.getsignal(signal.SIGINT)
+    yield lambda *args: in_process(LADDER, *args)
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_two_versions_make_a_table_and_a_picture(small_corpus, tmp_path, ladder_here):
+    r = ladder_here("--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     assert "[1/2] babygpt_v1.py" in r.stdout and "v3 step 20/20" in r.stdout  # 边跑边报进度
 
@@ -33,10 +41,7 @@ def test_two_versions_make_a_table_and_a_picture(small_corpus, tmp_path):
     assert "python scripts/ladder.py --only v1,v3" in md and f"{os.cpu_count()} 核" in md  # 命令和机器都写明
     assert "没有 GPU" in md
 
-    png = (tmp_path / "ladder.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
-    width, height = struct.unpack(">II", png[16:24])
-    assert width >= 1000 and height >= 500
+    assert assert_picture(tmp_path / "ladder.png", min_width=1000).shape[0] >= 500
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -74,9 +79,8 @@ def test_big_versions_keep_the_cpu_command_when_steps_or_settings_are_given():
     assert version_args(v1, shared, on_cpu=True) == ["--max_iters=500"]  # v1 没有 n_layer，也不需要 CPU 命令
 
 
-def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path):
-    r = run(LADDER, "--same", "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path,
-            "--form", "1")
+def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path, ladder_here):
+    r = ladder_here("--same", "--only", "v1,v3", *TINY, "--set", f"data={small_corpus}", "--out", tmp_path, "--form", "1")
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "ladder_same.json").read_text(encoding="utf-8"))
     assert [x["script"] for x in report["results"]] == ["babygpt_v1.py", "babygpt_v3_self_attention.py"]
@@ -88,7 +92,7 @@ def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path)
     md = (tmp_path / "ladder.md").read_text(encoding="utf-8")
     assert "## 同一配置：只差想法" in md and "babygpt_v0_counting.py（数数，不训练）" in md
     assert f"**{report['results'][1]['final_val_loss']:.3f}**" in md
-    assert (tmp_path / "ladder_same.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_picture(tmp_path / "ladder_same.png")
     # 第二把尺子：每个版本（和 v0）都量了格律，表格里有这两列，另画一张 form.png
     for result in [*report["results"], report["counting"]]:
         form = result["form"]
@@ -99,7 +103,7 @@ def test_same_configuration_mode_with_the_counting_floor(small_corpus, tmp_path)
         assert f"| {form['overall']['exact']:.0%} / {cool['overall']['exact']:.0%} | " \
                f"{form['overall']['clause']:.0%} / {cool['overall']['clause']:.0%} |" in md
     assert "| 合律（温度 1.0 / 0.8） | 句子分（1.0 / 0.8） |" in md and "天花板是验证集里的真词" in md
-    assert (tmp_path / "form.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_picture(tmp_path / "form.png")
     import matplotlib.image  # 柱状图：每个版本一根柱子，图上有不止一种颜色（不是一张白图）
     bars = matplotlib.image.imread(tmp_path / "ladder_bars.png")
     assert bars.shape[0] > 300 and len({tuple(p) for p in bars[::7, ::7, :3].reshape(-1, 3).round(2).tolist()}) > 5

@@ -1,4 +1,8 @@
-"""v12 的 wandb：没账号、没网络、stdin 关着也能跑，离线记录里的数字和屏幕上打印的一致。"""
+"""v12 的 wandb：没账号、没网络、stdin 关着也能跑，离线记录里的数字和屏幕上打印的一致。
+
+真的启动 wandb 的测试（离线、在线、连不上）各起一个进程：wandb 的设置在一个进程里只建一次（wandb.setup），
+换了 HOME 不一定重读。
+不启动它的（disabled、参数不对）在测试进程里跑。"""
 
 import json
 import os
@@ -7,7 +11,7 @@ import time
 import zlib
 
 import pytest
-from conftest import ROOT, VERSIONS, run, samples, steps, tiny_args
+from conftest import ROOT, VERSIONS, in_process, run, samples, steps, tiny_args
 
 V12 = ROOT / "babygpt_v12_wandb.py"
 BLOCK = 32 * 1024
@@ -98,8 +102,8 @@ def test_offline_run_without_account_logs_what_was_printed(clean_env, small_corp
 def test_disabled_writes_nothing(how, clean_env, small_corpus, tmp_path):
     extra = ["--wandb_mode=disabled"] if how == "flag" else []
     clean_env["WANDB_MODE"] = "disabled" if how == "env" else "offline"  # 命令行的 --wandb_mode 优先
-    r = run(V12, *tiny_args(V12, max_iters=10), *extra, f"--data={small_corpus}", f"--out_dir={tmp_path / 'ckpt'}",
-            env=clean_env, timeout=300)
+    r = in_process(V12, *tiny_args(V12, max_iters=10), *extra, f"--data={small_corpus}", f"--out_dir={tmp_path / 'ckpt'}",
+                   env=clean_env)
     assert r.returncode == 0, r.stderr
     assert steps(r.stdout)[-1][0] == 10
     assert list((tmp_path / "wandb_dir").iterdir()) == []
@@ -131,6 +135,6 @@ def test_unreachable_server_falls_back_to_offline_and_trains(clean_env, small_co
 
 
 def test_bad_wandb_mode_is_one_line(clean_env, small_corpus, tmp_path):
-    r = run(V12, *tiny_args(V12), "--wandb_mode=sometimes", f"--data={small_corpus}", f"--out_dir={tmp_path}",
-            env=clean_env)
+    r = in_process(V12, *tiny_args(V12), "--wandb_mode=sometimes", f"--data={small_corpus}", f"--out_dir={tmp_path}",
+                   env=clean_env)
     assert r.returncode == 1 and r.stderr == "错误：--wandb_mode=sometimes 不对：只能是 online、offline 或 disabled\n"
