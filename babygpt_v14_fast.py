@@ -330,7 +330,7 @@ def write(model, tokenizer, prompt, device):
     return text
 
 
-def wandb_server_reachable():  # 网络被挡住时，不必等 wandb.init 自己超时
+def wandb_server_reachable():  # 网络被挡住时，不必等 wandb.login、wandb.init 自己超时
     url = urllib.request.urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
     try:
         socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)), timeout=5).close()
@@ -344,14 +344,15 @@ def start_wandb():
     mode = wandb_mode or os.environ.get("WANDB_MODE") or None  # --wandb_mode 优先，其次环境变量 WANDB_MODE
     if mode not in (None, "online", "offline", "disabled"):
         fail(f"--wandb_mode={mode} 不对：只能是 online、offline 或 disabled")
+    if mode in (None, "online") and not wandb_server_reachable():  # 先试连（最多 5 秒）：连不上就不登录，登录也要问服务器
+        print("wandb：连不上服务器，改成离线记录（训练照常；以后能上网时用下面的 wandb sync 上传）")
+        mode = "offline"
     logged_in = mode in (None, "online") and wandb.login(prompt=False, verify=False)  # 看本机有没有存 API key，从不提问
     if mode == "online" and not logged_in:
         fail("wandb 要在线记录，但还没登录：先运行 wandb login，或者用 --wandb_mode=offline")
     mode = mode or ("online" if logged_in else "offline")
     config = {name: globals()[name] for name in HYPERPARAMETERS}
-    try:  # 在线记录：先试连服务器（最多 5 秒），连上了也最多等 15 秒
-        if mode == "online" and not wandb_server_reachable():
-            raise wandb.errors.CommError("连不上服务器")
+    try:  # 连得上服务器，也最多等 15 秒
         run = wandb.init(project="babygpt", config=config, mode=mode, settings=wandb.Settings(init_timeout=15))
     except wandb.errors.CommError:
         print("wandb：连不上服务器，改成离线记录（训练照常；以后能上网时用下面的 wandb sync 上传）")

@@ -4,6 +4,7 @@ scripts/ 里的工具和 tests/ 都用这一份，不各写各的。
 """
 
 import ast
+import functools
 import importlib.util
 import os
 import platform
@@ -51,9 +52,19 @@ def from_checkpoint(script, checkpoint, **settings):
     return module, model.eval(), tokenizer, state
 
 
+@functools.cache
+def parsed(path, modified):
+    """脚本的语法树。按 (路径, 修改时间) 记住：测试里一个版本要查几十次参数，文件一改就重新读。"""
+    return ast.parse(Path(path).read_text(encoding="utf-8"))
+
+
+def syntax_tree(path):
+    return parsed(Path(path).resolve(), Path(path).stat().st_mtime_ns)
+
+
 def hyperparameters(path):
     """脚本开头的超参数和默认值：模块里小写名字、值是数或字符串的赋值。"""
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    tree = syntax_tree(path)
     found = {}
     for node in tree.body:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
@@ -70,7 +81,7 @@ def flags(path):
 
 def cpu_command(path):
     """文件开头说明里给 CPU 的缩小命令（v11 起才有）的参数；没有就是 []。"""
-    doc = ast.get_docstring(ast.parse(Path(path).read_text(encoding="utf-8"))) or ""
+    doc = ast.get_docstring(syntax_tree(path)) or ""
     lines = [line.split() for line in doc.splitlines() if line.strip().startswith(f"python {Path(path).name} --")]
     return lines[0][2:] if lines else []
 
