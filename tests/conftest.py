@@ -28,7 +28,7 @@ def version(n):
 
 
 __all__ = ["ROOT", "VERSIONS", "assert_picture", "descendants", "in_process", "load", "one_line_error", "run",
-           "run_command", "samples", "started", "steps", "stopping_at", "tiny_args", "version"]
+           "run_command", "samples", "started", "steps", "stopping_at", "tiny_args", "tiny_module", "version"]
 
 
 def tiny_args(script, **overrides):
@@ -39,6 +39,14 @@ def tiny_args(script, **overrides):
     args.update(overrides)
     known = flags(script)
     return [f"--{k}={v}" for k, v in args.items() if k in known]
+
+
+def tiny_module(script, **overrides):
+    """读进一个版本，把决定模型大小的超参数改得很小（overrides 再改），在测试进程里直接建模型、算数。"""
+    module = load(script)
+    vars(module).update({"block_size": 8, "n_embed": 16, "n_head": 2, "n_layer": 2, "dropout": 0.0, "temperature": 0,
+                         "top_k": 0, "kv_cache": 1, **overrides})
+    return module
 
 
 def in_process(script, *args, module=None, stdin="", env=None):

@@ -1,9 +1,8 @@
 """scripts/attention.py：从一个训练过的小检查点画出每层每个头的注意力；没有中文字体时一行说明。"""
 
-import sys
 
 import pytest
-from conftest import ROOT, VERSIONS, assert_picture, in_process, load, run, tiny_args, version
+from conftest import ROOT, VERSIONS, assert_picture, in_process, load, run, tiny_args, tiny_module, version
 from versions import find_cjk_font, number
 
 ATTENTION = ROOT / "scripts" / "attention.py"
@@ -35,10 +34,8 @@ def test_draws_every_layer_and_head(checkpoint, tmp_path):
 
 
 def test_attention_rows_are_causal_distributions(checkpoint):
-    import torch
-    sys.path.insert(0, str(ROOT / "scripts"))
     import attention
-    from versions import load
+    import torch
 
     module = load(V6)
     state = torch.load(checkpoint, weights_only=True)
@@ -65,8 +62,7 @@ def test_fused_attention_weights_give_the_layers_own_output(path):
     import attention
     import torch
 
-    module = load(path)
-    vars(module).update(block_size=8, n_embed=16, n_head=4, n_layer=2, dropout=0.0, n_kv_head=2)
+    module = tiny_module(path, n_head=4, n_kv_head=2)
     torch.manual_seed(0)
     model = module.BabyGPT(30).eval()
     layers = [m for m in model.modules() if isinstance(m, module.MultiHeadAttention)]

@@ -9,7 +9,7 @@ import signal
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import VERSIONS, in_process, load, steps, tiny_args, version
+from conftest import VERSIONS, in_process, load, steps, tiny_args, tiny_module, version
 from versions import number
 
 LLAMA = [p for p in VERSIONS if number(p) in (16, 17, 18, 19)]
@@ -70,8 +70,7 @@ def test_fused_rms_norm_equals_the_formula(path, monkeypatch):
                     reason=f"enable_gqa 要 PyTorch 2.5 起（这里是 {torch.__version__}）")
 @pytest.mark.parametrize("cache", [False, True], ids=["whole", "kv_cache"])
 def test_enable_gqa_equals_copying_k_and_v(cache, monkeypatch):
-    module = load(V19)
-    vars(module).update(block_size=16, n_embed=32, n_head=4, n_kv_head=2, n_layer=2, dropout=0.0)  # 2 个 q 头一组
+    module = tiny_module(V19, block_size=16, n_embed=32, n_head=4, n_kv_head=2)  # 2 个 q 头一组
     torch.manual_seed(0)
     model = module.BabyGPT(30).eval()
     idx = torch.randint(30, (2, 6), generator=torch.Generator().manual_seed(1))
@@ -92,9 +91,8 @@ def test_enable_gqa_equals_copying_k_and_v(cache, monkeypatch):
 def test_copying_k_and_v_is_attention_with_the_kv_heads_repeated(monkeypatch):
     """慢的那份（老 PyTorch 上用的）按定义：2 个 k、v 头各复制给组里的 2 个 q 头，就是 4 个 k、v 头的普通注意力，
     第 i 个头用第 i // 2 份 k、v 的权重。"""
-    module = load(V19)
+    module = tiny_module(V19, block_size=16, n_embed=32, n_head=4, n_layer=1)
     monkeypatch.setattr(module, "FUSED_GQA", False)
-    vars(module).update(block_size=16, n_embed=32, n_head=4, n_layer=1, dropout=0.0)
     torch.manual_seed(0)
     module.n_kv_head = 2
     grouped = module.MultiHeadAttention(4, 8).eval()

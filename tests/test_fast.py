@@ -4,17 +4,14 @@ import re
 
 import pytest
 import torch
-from conftest import in_process, load, one_line_error, tiny_args, version
+from conftest import in_process, one_line_error, tiny_args, tiny_module, version
 
 V13, V14 = version(13), version(14)
 pytestmark = pytest.mark.skipif(V14 is None, reason="v14 还没有")
-TINY = {"block_size": 8, "n_embed": 16, "n_head": 2, "n_layer": 1, "dropout": 0.0}
 
 
 def test_sdpa_attention_equals_the_hand_written_one():
-    old, new = load(V13), load(V14)
-    for module in (old, new):
-        vars(module).update(TINY)
+    old, new = tiny_module(V13, n_layer=1), tiny_module(V14, n_layer=1)
     torch.manual_seed(0)
     hand = old.MultiHeadAttention(2, 8).eval()
     fused = new.MultiHeadAttention(2, 8).eval()
@@ -33,8 +30,7 @@ def test_sdpa_attention_equals_the_hand_written_one():
 
 
 def test_padding_is_never_written():
-    module = load(V14)
-    vars(module).update(TINY, temperature=1.0, top_k=0, kv_cache=1)
+    module = tiny_module(V14, n_layer=1, temperature=1.0)
     model = module.BabyGPT(50).eval()
     assert model.lm_head.out_features == 64
     with torch.no_grad():
@@ -46,8 +42,7 @@ def test_padding_is_never_written():
 
 
 def test_compile_failure_is_one_line_and_training_goes_on(capsys, monkeypatch):
-    module = load(V14)
-    vars(module).update(TINY, batch_size=2)
+    module = tiny_module(V14, n_layer=1, batch_size=2)
     model = module.BabyGPT(50)
 
     def broken(*args, **kwargs):

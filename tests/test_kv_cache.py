@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import VERSIONS, in_process, load, samples, steps, tiny_args, version
+from conftest import VERSIONS, in_process, samples, steps, tiny_args, tiny_module, version
 from versions import number
 
 V12, V13 = version(12), version(13)
@@ -13,8 +13,7 @@ pytestmark = pytest.mark.skipif(V13 is None, reason="v13 还没有")
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("path", WITH_CACHE, ids=lambda p: p.stem)
 def test_greedy_text_is_the_same_with_and_without_the_cache(path, seed):
-    module = load(path)
-    vars(module).update(block_size=8, n_embed=16, n_head=2, n_layer=2, dropout=0.0, temperature=0, top_k=0)
+    module = tiny_module(path)
     torch.manual_seed(seed)
     model = module.BabyGPT(40).eval()
     prompt = torch.randint(40, (2, 3))  # 两段开头一起写
@@ -27,8 +26,7 @@ def test_greedy_text_is_the_same_with_and_without_the_cache(path, seed):
 
 
 def test_the_cache_holds_each_head_once_and_counts_positions():
-    module = load(V13)
-    vars(module).update(block_size=8, n_embed=16, n_head=2, n_layer=2, dropout=0.0)
+    module = tiny_module(V13)
     model = module.BabyGPT(40).eval()
     cache = {}
     with torch.no_grad():

@@ -4,18 +4,15 @@ import math
 
 import pytest
 import torch
-from conftest import load, version
+from conftest import load, tiny_module, version
 from versions import hyperparameters
 
 V15, V16, V17, V18, V19 = (version(n) for n in (15, 16, 17, 18, 19))
 pytestmark = pytest.mark.skipif(V19 is None, reason="v19 还没有")
-TINY = {"block_size": 16, "n_embed": 16, "n_head": 4, "n_layer": 2, "dropout": 0.0}
 
 
-def tiny(path, **overrides):
-    module = load(path)
-    vars(module).update(TINY, temperature=0, top_k=0, kv_cache=1, **overrides)
-    return module
+def tiny(path, **overrides):  # 4 个头，每个头 4 维
+    return tiny_module(path, block_size=16, n_head=4, **overrides)
 
 
 def test_rmsnorm_is_x_over_root_mean_square_times_weight():
