@@ -1,6 +1,5 @@
 """scripts/attention.py：从一个训练过的小检查点画出每层每个头的注意力；没有中文字体时一行说明。"""
 
-
 import pytest
 from conftest import ROOT, VERSIONS, assert_picture, in_process, load, run, tiny_args, tiny_module, version
 from versions import find_cjk_font, number
