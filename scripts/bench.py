@@ -82,7 +82,7 @@ def tokens_per_second(module, size, device, seconds, warmup, *, pad=True, tf32=F
 def speed_rows(v13, v14, size, device, seconds, warmup, with_compile=True):
     cuda = device == "cuda"
     bf16_ok = bf16_supported(device)
-    fused_ok = cuda or device == "cpu"  # 融合 AdamW：CUDA 上一直有，CPU 上 PyTorch 2.4 起有
+    fused_ok = fused_adamw_supported(device)
     rows = [("v13（上一版）", v13, {}, True), ("+ 融合 QKV + SDPA", v14, {"pad": False}, True),
             ("+ 词表补到 64 的倍数", v14, {}, True), ("+ TF32", v14, {"tf32": True}, cuda),
             ("+ bf16 自动混合精度", v14, {"tf32": cuda, "bf16": True}, bf16_ok),
@@ -112,6 +112,17 @@ def final_val_loss(script, size, steps, device):
     if r.returncode != 0:
         sys.exit(f"错误：{script.name} 失败：{r.stderr.strip()[-300:]}")
     return parse_steps(r.stdout)[-1]["val_loss"], " ".join(args)
+
+
+def fused_adamw_supported(device):
+    """这台设备上有没有融合的 AdamW：CUDA 上一直有，CPU 上 PyTorch 2.4 起有（和 v14 起的版本一样，试建一个就知道）。"""
+    if device not in ("cuda", "cpu"):
+        return False
+    try:
+        torch.optim.AdamW([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+        return True
+    except RuntimeError:
+        return False
 
 
 def bf16_supported(device):
@@ -172,7 +183,7 @@ def compare(tags, found, device, seconds, warmup, rounds, sizes):
                 for precision in precisions:
                     vars(module).update(size)
                     speed = tokens_per_second(module, size, device, seconds, warmup, bf16=precision == "bfloat16",
-                                              fused=number(found[tag]) >= 14 and device in ("cpu", "cuda"))[0]
+                                              fused=number(found[tag]) >= 14 and fused_adamw_supported(device))[0]
                     speeds[tag, precision].append(speed)
                     print(f"  {tag} {precision}：{speed:,.0f} 字/秒", flush=True)
         median = {key: sorted(values)[rounds // 2] for key, values in speeds.items()}
