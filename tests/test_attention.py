@@ -1,7 +1,18 @@
 """scripts/attention.py：从一个训练过的小检查点画出每层每个头的注意力；没有中文字体时一行说明。"""
 
 import pytest
-from conftest import ROOT, VERSIONS, assert_picture, in_process, load, run, tiny_args, tiny_module, version
+from conftest import (
+    ROOT,
+    VERSIONS,
+    assert_picture,
+    in_process,
+    load,
+    one_line_error,
+    run,
+    tiny_args,
+    tiny_module,
+    version,
+)
 from versions import find_cjk_font, number
 
 ATTENTION = ROOT / "scripts" / "attention.py"
@@ -23,7 +34,7 @@ def draw(checkpoint, out, *args):
 def test_draws_every_layer_and_head(checkpoint, tmp_path):
     r = draw(checkpoint, tmp_path / "a.png", "--text=春江花月夜", "--write=5")
     if find_cjk_font() is None:  # 没有中文字体：一行说明怎么装，不画满是方框的图
-        assert r.returncode == 1 and "找不到中文字体" in r.stderr and len(r.stderr.splitlines()) == 1
+        one_line_error(r, 1, "找不到中文字体")
         assert not (tmp_path / "a.png").exists()
         return
     assert r.returncode == 0, r.stderr
