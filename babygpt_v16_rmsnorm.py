@@ -258,9 +258,9 @@ def compiled(model, device, amp):
     """torch.compile：第一次调用时编译（要几十秒）。编译不了（Windows 没有编译器、老显卡、MPS……）就说一行，不编译。"""
     try:
         fast_model = torch.compile(model)
-        x = torch.zeros((batch_size, block_size), dtype=torch.long, device=device)
-        with torch.random.fork_rng(devices=[]), amp:  # 用真的形状编译一遍；不动随机数
-            fast_model(x, x)[1].backward()
+        x, y = (torch.zeros((batch_size, block_size), dtype=torch.long, device=device) for _ in range(2))
+        with torch.random.fork_rng(devices=[]), amp:  # 用真的形状编译一遍；不动随机数。x、y 是两个张量，和训练时一样，
+            fast_model(x, y)[1].backward()  # 用同一个张量当输入和目标编译的图，训练时对不上，还得再编译一次
         model.zero_grad(set_to_none=True)
         return fast_model
     except Exception as e:  # noqa: BLE001 编译失败的原因五花八门，都换成一行

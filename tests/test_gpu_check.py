@@ -5,16 +5,18 @@
 同样的命令，这里换成假的 run_script，只检查命令和表格。"""
 
 import re
+import time
 
 import gpu_check
 from conftest import ROOT, in_process
+from versions import parse_steps
 
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
 
 
 def quick(tmp_path, parts):
     out = tmp_path / "gpu_check.md"
-    r = in_process(SCRIPT, "--device=cpu", "--quick", f"--parts={parts}", f"--out={out}")
+    r = in_process(SCRIPT, "--device=cpu", "--quick", f"--parts={parts}", f"--out={out}", module=gpu_check)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     report = out.read_text(encoding="utf-8")
     done = len(parts.split(","))
@@ -23,7 +25,15 @@ def quick(tmp_path, parts):
     return report
 
 
-def test_compile_trains_to_the_same_loss(tmp_path):
+def test_compile_trains_to_the_same_loss(tmp_path, monkeypatch):
+    """两次 v14（不编译、编译）都在测试进程里跑，省两次启动；起进程跑脚本的 run_script 在下一个测试里真的用了。
+    编译缓存是冷的时候（干净的机器上），编译这个一层的小模型也要十几秒。"""
+    def run_script(command, device, env_extra=None):
+        began = time.time()
+        r = in_process(command[0], *command[1:], f"--device={device}")
+        assert r.returncode == 0, r.stderr
+        return parse_steps(r.stdout), r.stdout, time.time() - began
+    monkeypatch.setattr(gpu_check, "run_script", run_script)
     report = quick(tmp_path, "2")
     compiled = re.search(r"^\| 1 \| ([\d.]+) 秒 \| ([\d,]+) \| ([\d.]+) \|$", report, re.MULTILINE)
     plain = re.search(r"^\| 0 \| ([\d.]+) 秒 \| ([\d,]+) \| ([\d.]+) \|$", report, re.MULTILINE)
@@ -35,7 +45,7 @@ def test_speed_writing_and_long_run_parts(tmp_path):
     speeds = re.findall(r"^\| (v13（上一版）|\+ [^|]+) \| ([\d,]+|不适用) \|", report, re.MULTILINE)
     assert speeds[0][0] == "v13（上一版）" and int(speeds[0][1].replace(",", "")) > 0
     assert dict(speeds)["+ TF32"] == "不适用"  # CPU 上没有 TF32
-    cached = re.findall(r"^\| (v\d+) \| [^|]+ \| 用 \| [\d,]+ \| ([\d.]+) MiB \|$", report, re.MULTILINE)
+    cached = re.findall(r"^\| (v\d+) \| [^|]+ \| 用 \| [\d,]+ \| ([\d.]+) [KM]iB \|$", report, re.MULTILINE)
     assert {tag for tag, _ in cached} >= {"v13", "v14"} and all(float(size) > 0 for _, size in cached)
     long_run = re.findall(r"^\| (\d+) \| ([\d.]+) \| ([\d.]+) \| [\d,]+ \|$", report, re.MULTILINE)
     assert [int(step) for step, _, _ in long_run] == [0, 6, 12, 18, 24, 30]
