@@ -1,13 +1,15 @@
 """scripts/gpu_check.py：在 CPU 上用 --quick 把每一部分都走一遍（GPU 上是同一份代码，尺寸换成完整配置）。
 
-在测试进程里跑它的 main()（in_process）；它自己照样起子进程跑 v14（第 2、5 部分）。第 2 部分的 torch.compile
-是整个测试里唯一一次真的在 CPU 上编译（最小的模型）。第 3 部分的 torchrun 在 tests/test_ddp.py 里真的跑过
-同样的命令，这里换成假的 run_script，只检查命令和表格。"""
+在测试进程里跑它的 main()（in_process）。第 5 部分真的起进程跑 v14；第 2 部分的两次 v14 在测试进程里跑，
+torch.compile 换成不编译的一份：这里只查这一部分的做法和表格（冷的编译缓存上编译要十几秒）。torch.compile 本身
+在 tests/test_fast.py 里真的编译一次最小的模型。第 3 部分的 torchrun 在 tests/test_ddp.py 里真的跑过同样的命令，
+这里换成假的 run_script，只检查命令和表格。"""
 
 import re
 import time
 
 import gpu_check
+import torch
 from conftest import ROOT, in_process
 from versions import parse_steps
 
@@ -25,19 +27,21 @@ def quick(tmp_path, parts):
     return report
 
 
-def test_compile_trains_to_the_same_loss(tmp_path, monkeypatch):
-    """两次 v14（不编译、编译）都在测试进程里跑，省两次启动；起进程跑脚本的 run_script 在下一个测试里真的用了。
-    编译缓存是冷的时候（干净的机器上），编译这个一层的小模型也要十几秒。"""
+def test_compile_part_trains_twice_and_compares(tmp_path, monkeypatch):
+    asked = []  # 哪些模型被要求编译
+
     def run_script(command, device, env_extra=None):
         began = time.time()
         r = in_process(command[0], *command[1:], f"--device={device}")
         assert r.returncode == 0, r.stderr
         return parse_steps(r.stdout), r.stdout, time.time() - began
     monkeypatch.setattr(gpu_check, "run_script", run_script)
+    monkeypatch.setattr(torch, "compile", lambda model: asked.append(model) or model)
     report = quick(tmp_path, "2")
+    assert len(asked) == 1  # 只有 --compile=1 那次要求编译
     compiled = re.search(r"^\| 1 \| ([\d.]+) 秒 \| ([\d,]+) \| ([\d.]+) \|$", report, re.MULTILINE)
     plain = re.search(r"^\| 0 \| ([\d.]+) 秒 \| ([\d,]+) \| ([\d.]+) \|$", report, re.MULTILINE)
-    assert compiled and plain and abs(float(compiled[3]) - float(plain[3])) < 0.01  # 编译不改变结果
+    assert compiled and plain and abs(float(compiled[3]) - float(plain[3])) < 0.01
 
 
 def test_speed_writing_and_long_run_parts(tmp_path):
