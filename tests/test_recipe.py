@@ -106,7 +106,7 @@ def test_orthogonalize_pushes_every_singular_value_near_one():
         assert (D - torch.diag(torch.diag(D))).norm() < 0.05 * D.norm()
 
 
-@pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason="这个 PyTorch 没有 torch.optim.Muon")
+@pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason=f"torch.optim.Muon 要 PyTorch 2.9 起（这里是 {torch.__version__}）")
 def test_muon_matches_torch_optim_muon():
     module = load(V22)
     module.dtype = "bfloat16"  # bf16 训练时的正交化：和 torch.optim.Muon 一样在 bf16 里迭代
