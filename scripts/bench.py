@@ -22,6 +22,7 @@ import datetime
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -106,9 +107,9 @@ def final_val_loss(script, size, steps, device):
     args = [f"--{k}={v}" for k, v in size.items()] + [f"--max_iters={steps}", f"--eval_interval={steps}",
                                                         "--eval_iters=10", "--max_new_tokens=1", f"--device={device}"]
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_{os.getpid()}"
-    r = subprocess.run([sys.executable, str(script), *args, f"--out_dir={out_dir}"], capture_output=True, text=True,
-                       encoding="utf-8", env=env, check=False, cwd=ROOT, stdin=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory(prefix="bench_") as out_dir:  # 检查点用完即删
+        r = subprocess.run([sys.executable, str(script), *args, f"--out_dir={out_dir}"], capture_output=True, text=True,
+                           encoding="utf-8", env=env, check=False, cwd=ROOT, stdin=subprocess.DEVNULL)
     if r.returncode != 0:
         sys.exit(f"错误：{script.name} 失败：{r.stderr.strip()[-300:]}")
     return parse_steps(r.stdout)[-1]["val_loss"], " ".join(args)

@@ -19,6 +19,7 @@ import datetime
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -148,7 +149,8 @@ def main():
     found = versions()
     size = TINY if args.quick else FULL
     began = time.time()
-    out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu_check_{os.getpid()}"
+    scratch = tempfile.TemporaryDirectory(prefix="gpu_check_")  # 各部分训练出的检查点放这里，结束时删掉
+    out_dir = Path(scratch.name)
     parts = [("1. 训练速度：v13 和 v14 的每种加速", lambda: part_speed(found, size, device, args.quick)),
              ("2. v14 用 torch.compile 从头到尾训练", lambda: part_compile(found, size, device, args.quick, out_dir)),
              ("3. v15 多进程（torchrun）", lambda: part_ddp(found, size, device, args.quick, out_dir)),
@@ -174,6 +176,7 @@ def main():
             lines = [f"**失败**：{e}"]
         text += [f"## {title}\n", *lines, f"\n（这一部分用时 {time.time() - part_began:.0f} 秒）\n"]
         print("\n".join(lines), flush=True)
+    scratch.cleanup()
     text.append(f"总用时 {time.time() - began:.0f} 秒；{len(parts) - failed} 部分成功，{failed} 部分失败。")
     write_report(args.out, text)
     sys.exit(1 if failed else 0)
