@@ -103,7 +103,7 @@ def test_too_big_is_said_at_once_and_ctrl_c_stops_the_first_evaluation(small_cor
         assert re.search(r"约 \d+h\d\dm", estimate), estimate  # 超过一小时
         assert "把 batch_size、block_size、n_embed 或 max_iters 改小" in early[-2]  # v1 的说明里没有 CPU 命令
         assert early[-1].startswith("也可以就这样跑下去")
-        time.sleep(2)  # 警告打印完马上就开始第一次评估（要几百秒）；警告之前按 Ctrl-C 是“立刻退出”，不是这里要测的
+        time.sleep(1)  # 警告打印完马上就开始第一次评估（要几百秒）；警告之前按 Ctrl-C 是“立刻退出”，不是这里要测的
         pressed = time.time()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
