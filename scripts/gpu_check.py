@@ -2,7 +2,7 @@
 
 用法
   python scripts/gpu_check.py                           # 在 GPU 上：全部跑一遍（一块 H200 上 314 秒），写 docs/gpu_check.md
-  python scripts/gpu_check.py --device=cpu --quick      # 在 CPU 上用很小的尺寸把每一部分都走一遍（半分钟左右）
+  python scripts/gpu_check.py --device=cpu --quick      # 在 CPU 上用很小的尺寸把每一部分都走一遍（本机半分钟多）
   python scripts/gpu_check.py --device=cpu --parts=4 --out=docs/writing_cpu.md   # 只量完整尺寸的写词速度和 KV 缓存
 
 做什么（按顺序，都在这一个进程和它启动的子进程里）
