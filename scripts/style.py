@@ -1,0 +1,160 @@
+"""第三把尺子：这首词像不像某一位词人写的？只用语料本身来量（和 scripts/form.py 一样）。
+
+用法
+  python scripts/style.py --write-corpus data/ci_base.txt     # 写出去掉留出词的语料：给 v24 的基础模型预训练用
+  python scripts/style.py                                     # 分类器的天花板和误报（默认词人 辛弃疾）
+  python scripts/style.py --checkpoint checkpoints/babygpt_v24_finetune.pt   # 一个检查点写的词：风格分、抄了多少
+  python scripts/style.py --checkpoint ... --poet 苏轼 --json
+
+留出的词（谁也不用它们训练）
+  每位词人按在 ci.txt 里的顺序，第 10、20、30……首留出来（HOLD_EVERY）：基础模型的预训练、分类器、微调都不用它们。
+  规则短，v24 里也写了一遍（split_held_out），两边算出同样的词；tests/test_style.py 检查两边一样。
+
+分类器：朴素贝叶斯，v0 的表亲（纯 Python，数数）
+  只看正文（“词牌 作者”那一行不算，不然看作者名就行了），特征是每个字和每两个相邻的字。
+  两类：这位词人的词、其他人的词（都只用留下的词数）。一首词的分数 = 两类下出现这些特征的对数概率之差
+  （加一平滑）；两类一样看待（不按首数加先验：其他人的词多三十倍，加了先验就几乎从不说“是他”）。分数大于 0 就算他的。
+  天花板：他的留出词里有几成被认成他的；误报：别人的留出词里有几成被认成他的。
+
+一个模型的风格分
+  开头是这位词人最常用的 TUNE_COUNT 个词牌，各跟着他的名字，和 ci.txt 的标题行一样（“鹧鸪天 辛弃疾”），
+  每个写 N 首（默认 20，种子固定），写到第一个空行。风格分 = 被认成他写的那几成。
+  基础模型用同样的开头（提示里已经有作者名），它的风格分是地板：微调得比“提示里写上名字”更像才算数。
+抄了多少
+  写出的正文里每一段连续 8 个字（COPY_RUN），有几成原样出现在他的某一首词里；再给出最长的原样照抄有几个字。
+  像他不等于抄他：和基础模型比。
+"""
+
+import argparse
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+from versions import ROOT
+
+HOLD_EVERY = 10  # 每位词人的第 10、20、30……首留出来
+TUNE_COUNT = 5  # 风格分用这位词人最常用的几个词牌
+COPY_RUN = 8  # 连续几个字原样出现算“抄”
+SMOOTHING = 10_000  # 狄利克雷平滑补几次（见 NaiveBayes）：大了天花板高、误报也多
+
+
+def pieces(text):
+    """ci.txt 里的每首词（“词牌 作者”一行，再几行正文），不带词之间的空行。"""
+    return [block for block in text.strip("\n").split("\n\n") if block]
+
+
+def author(piece):
+    return piece.partition("\n")[0].rsplit(" ", 1)[-1]
+
+
+def split_held_out(text):
+    """(留下的词, 留出的词)：每位词人按在语料里的顺序，第 10、20、30……首留出来。"""
+    seen, kept, held = Counter(), [], []
+    for piece in pieces(text):
+        seen[author(piece)] += 1
+        (held if seen[author(piece)] % HOLD_EVERY == 0 else kept).append(piece)
+    return kept, held
+
+
+def base_corpus(text):
+    """去掉留出词的语料，格式和 ci.txt 一样：基础模型在它上面预训练。"""
+    return "\n\n".join(split_held_out(text)[0]) + "\n"
+
+
+def body(piece):
+    """正文：去掉“词牌 作者”那一行。"""
+    return piece.partition("\n")[2]
+
+
+def features(text):
+    """每个字和每两个相邻的字（换行不算字，也不跨行配对）。"""
+    found = []
+    for line in text.split("\n"):
+        found += list(line) + [line[i:i + 2] for i in range(len(line) - 1)]
+    return found
+
+
+class NaiveBayes:
+    """两类（这位词人 / 其他人）的朴素贝叶斯：数每类里每个特征出现几次。
+    一类没见过的特征不给它一个极小的数：按两类合起来的频率补上 SMOOTHING 次（狄利克雷平滑），
+    词人的词少，用“加一”平滑会把他的每个特征都压得很低，分类器就从不说“是他”。"""
+
+    def __init__(self, poet_texts, other_texts):
+        self.counts = [Counter(f for t in texts for f in features(t)) for texts in (poet_texts, other_texts)]
+        self.totals = [sum(c.values()) for c in self.counts]
+        self.both = self.counts[0] + self.counts[1]
+        self.vocabulary = len(self.both) + 1  # +1：两类都没见过的特征
+
+    def log_odds(self, text):
+        """每个特征平均的 log P(特征 | 这位词人) − log P(特征 | 其他人)：大于 0 就算他的。
+        按特征个数平均：长的词不会因为长就更像谁。"""
+        found = features(text)
+        odds = 0.0
+        for f in found:
+            background = (self.both[f] + 1) / (sum(self.totals) + self.vocabulary)
+            poet, other = ((count[f] + SMOOTHING * background) / (total + SMOOTHING)
+                           for count, total in zip(self.counts, self.totals, strict=True))
+            odds += math.log(poet / other)
+        return odds / max(len(found), 1)
+
+    def is_poet(self, text):
+        return self.log_odds(text) > 0
+
+
+def classifier(text, poet):
+    """在留下的词上训练的分类器，和 (他的留出词, 别人的留出词) 的正文。"""
+    kept, held = split_held_out(text)
+    model = NaiveBayes([body(p) for p in kept if author(p) == poet], [body(p) for p in kept if author(p) != poet])
+    return model, [body(p) for p in held if author(p) == poet], [body(p) for p in held if author(p) != poet]
+
+
+def share(model, texts):
+    return sum(model.is_poet(t) for t in texts) / max(len(texts), 1)
+
+
+def copied(texts, poet_pieces, run=COPY_RUN):
+    """(写出的正文里连续 run 个字原样出现在他的词里的比例, 最长的原样照抄有几个字)。不跨行。"""
+    source = "\n".join(body(p) for p in poet_pieces)
+    grams = {source[i:i + run] for i in range(len(source) - run + 1)}
+    windows = [line[i:i + run] for t in texts for line in t.split("\n") for i in range(len(line) - run + 1)]
+    longest = 0
+    for t in texts:
+        for line in t.split("\n"):
+            for start in range(len(line)):  # 从每个位置起，往后能在原文里找到多长
+                length = longest + 1
+                while start + length <= len(line) and line[start:start + length] in source:
+                    longest, length = length, length + 1
+    return sum(w in grams for w in windows) / max(len(windows), 1), longest
+
+
+def top_tunes(text, poet, count=TUNE_COUNT):
+    """这位词人（留下的词里）最常用的 count 个词牌。"""
+    tunes = Counter(p.partition("\n")[0].rsplit(" ", 1)[0] for p in split_held_out(text)[0] if author(p) == poet)
+    return [tune for tune, _ in tunes.most_common(count)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT / "ci.txt"), help="语料，默认 ci.txt")
+    parser.add_argument("--write-corpus", help="把去掉留出词的语料写到这里（不是 ci.txt），然后退出")
+    args = parser.parse_args()
+    try:
+        text = Path(args.data).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        sys.exit(f"错误：读不了语料 {args.data}（{e}）")
+    if args.write_corpus:
+        out = Path(args.write_corpus)
+        if out.resolve() == Path(args.data).resolve() or out.resolve() == (ROOT / "ci.txt").resolve():
+            sys.exit("错误：--write-corpus 不能写回语料本身（ci.txt 从不改写）")
+        kept, held = split_held_out(text)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(base_corpus(text), encoding="utf-8")
+        tmp.replace(out)
+        print(f"写好了：{out}（{len(kept):,} 首；留出 {len(held):,} 首，每位词人的第 {HOLD_EVERY}、{2 * HOLD_EVERY}……首）")
+        return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""scripts/style.py：第三把尺子。留出的词规则、两位词人的小语料上分得清、照抄查得出来、ci.txt 从不改写。"""
+
+import style
+from conftest import ROOT, in_process, one_line_error
+
+STYLE = ROOT / "scripts" / "style.py"
+
+
+def tiny_corpus(count=30):
+    """甲只用“风花雪月”，乙只用“山水云烟”，丙两样都用一点；每人 count 首，轮流排。"""
+    words = {"甲": "风花雪月春", "乙": "山水云烟石", "丙": "风山花水月"}
+    pieces = []
+    for i in range(count):
+        for poet, chars in words.items():
+            line = "".join(chars[(i * 3 + k * k) % 5] for k in range(7))
+            pieces.append(f"调{i} {poet}\n{line}，{line[::-1]}。")
+    return "\n\n".join(pieces) + "\n"
+
+
+def test_every_tenth_piece_of_each_poet_is_held_out_of_the_base_corpus():
+    text = tiny_corpus()
+    kept, held = style.split_held_out(text)
+    assert len(kept) + len(held) == 90 and len(held) == 9  # 每人 30 首：第 10、20、30 首
+    for poet in "甲乙丙":
+        mine = [p for p in style.pieces(text) if style.author(p) == poet]
+        assert [p for p in held if style.author(p) == poet] == mine[9::10]
+    base = style.base_corpus(text)
+    assert base.endswith("。\n") and not any(piece in base.split("\n\n") for piece in held)
+    assert style.pieces(base) == kept
+
+
+def test_the_classifier_tells_two_poets_apart():
+    text = tiny_corpus()
+    model, mine, others = style.classifier(text, "甲")
+    assert len(mine) == 3 and len(others) == 6
+    assert style.share(model, mine) == 1.0  # 甲的留出词都认成甲的
+    assert all(not model.is_poet(t) for t in others if "山" in t and "风" not in t)  # 乙的一首也不认
+    assert model.log_odds("风花雪月") > 0 > model.log_odds("山水云烟")
+
+
+def test_a_copy_is_found_and_its_length_measured():
+    poet = ["调 甲\n一二三四五六七八九十，甲乙丙丁。"]
+    rate, longest = style.copied(["三四五六七八九十\n天地玄黄宇宙洪荒"], poet)
+    assert longest == 8 and rate == 1 / 2  # 两行各一段 8 个字：第一行的抄了，第二行的没抄
+    assert style.copied(["天地玄黄宇宙洪荒"], poet) == (0.0, 0)
+
+
+def test_write_corpus_never_touches_ci_txt(tmp_path):
+    one_line_error(in_process(STYLE, f"--write-corpus={ROOT / 'ci.txt'}"), 1, "ci.txt")
+    data = tmp_path / "tiny.txt"
+    data.write_text(tiny_corpus(), encoding="utf-8")
+    r = in_process(STYLE, f"--data={data}", f"--write-corpus={tmp_path / 'out' / 'base.txt'}")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "base.txt").read_text(encoding="utf-8") == style.base_corpus(tiny_corpus())
+    assert "81 首；留出 9 首" in r.stdout and not list((tmp_path / "out").glob("*.tmp"))
