@@ -26,6 +26,7 @@
 """
 
 import argparse
+import json
 import math
 import sys
 from collections import Counter
@@ -134,10 +135,45 @@ def top_tunes(text, poet, count=TUNE_COUNT):
     return [tune for tune, _ in tunes.most_common(count)]
 
 
+def known_poets(text, count=10):
+    """首数最多的 count 位词人（“无名氏”不算一位）。"""
+    return [name for name, _ in Counter(author(p) for p in pieces(text) if author(p) != "无名氏").most_common(count)]
+
+
+def evaluate(writer, text, poet, count, seed):
+    """一个写词的（form.NeuralWriter）用这位词人最常用的词牌、带上他的名字写词：
+    {"style", "copy", "longest_copy", "exact", "tunes": {词牌: 首数}, "example": 一首}"""
+    import form
+    model = classifier(text, poet)[0]
+    train = form.split(text)[0]  # 合不合律：和 scripts/form.py 同一个算法（训练集里有据可查的句式）
+    tunes = top_tunes(text, poet)
+    shapes = form.attested(train, tunes)
+    bodies, fits = [], []
+    for i, tune in enumerate(tunes):
+        prompt = f"{tune} {poet}"
+        if not writer.knows(prompt):
+            sys.exit(f"错误：这个模型的词表里没有“{prompt}”里的字（是在别的语料上训练的吗？）")
+        longest = max(len(body(p)) for p in pieces(text) if p.startswith(prompt + "\n"))
+        for written in writer.write(prompt, count, longest + 20, seed + i):
+            bodies.append(form.body_of(written, prompt))
+            fits.append(form.score(form.shape(bodies[-1]), shapes[tune])[0] if shapes[tune] else 0)
+    rate, longest_copy = copied(bodies, [p for p in pieces(text) if author(p) == poet])
+    liked = [b for b in bodies if model.is_poet(b)]
+    return {"style": len(liked) / len(bodies), "copy": rate, "longest_copy": longest_copy,
+            "exact": sum(fits) / len(fits), "tunes": tunes, "example": max(liked or bodies, key=model.log_odds)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT / "ci.txt"), help="语料，默认 ci.txt")
+    parser.add_argument("--data", default=str(ROOT / "ci.txt"), help="语料（留出词、分类器都按它算），默认 ci.txt")
     parser.add_argument("--write-corpus", help="把去掉留出词的语料写到这里（不是 ci.txt），然后退出")
+    parser.add_argument("--poet", default="辛弃疾", help="哪位词人，默认 辛弃疾")
+    parser.add_argument("--checkpoint", help="一个版本（v1 起）的检查点：量它写的词")
+    parser.add_argument("--version", help="检查点是哪个版本的（默认从文件名看出来）")
+    parser.add_argument("--pieces", type=int, default=20, help="每个词牌写几首，默认 20")
+    parser.add_argument("--temperature", type=float, default=1.0, help="写词的温度，默认 1.0")
+    parser.add_argument("--seed", type=int, default=1337, help="随机种子，默认 1337")
+    parser.add_argument("--json", action="store_true", help="只打印 json")
     args = parser.parse_args()
     try:
         text = Path(args.data).read_text(encoding="utf-8")
@@ -154,6 +190,36 @@ def main():
         tmp.replace(out)
         print(f"写好了：{out}（{len(kept):,} 首；留出 {len(held):,} 首，每位词人的第 {HOLD_EVERY}、{2 * HOLD_EVERY}……首）")
         return
+    if args.poet not in {author(p) for p in pieces(text)}:
+        sys.exit(f"错误：语料里没有 {args.poet} 的词；首数最多的十位：{'、'.join(known_poets(text))}")
+    if args.pieces < 1 or args.temperature <= 0:
+        sys.exit("错误：--pieces 至少 1，--temperature 要大于 0")
+    model, mine, others = classifier(text, args.poet)
+    found = {"poet": args.poet, "ceiling": share(model, mine), "false_positives": share(model, others),
+             "held_out": len(mine)}
+    if args.checkpoint:
+        import re
+
+        import form
+        from versions import versions
+        path = Path(args.checkpoint)
+        version = args.version or (re.match(r"babygpt_(v\d+)", path.name) or [None, None])[1]
+        if version not in versions() or version == "v0":
+            sys.exit(f"错误：看不出 {path.name} 是哪个版本的检查点：用 --version 写明，例如 --version v24")
+        if not path.exists():
+            sys.exit(f"错误：没有检查点 {path}")
+        found["model"] = evaluate(form.NeuralWriter(path, version, args.temperature), text, args.poet, args.pieces,
+                                  args.seed)
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False))
+        return
+    print(f"{args.poet}：分类器的天花板 {found['ceiling']:.0%}（他的 {len(mine)} 首留出词），"
+          f"误报 {found['false_positives']:.1%}（别人的 {len(others):,} 首留出词）")
+    if "model" in found:
+        m = found["model"]
+        print(f"\n| 检查点 | 风格分 | 合律 | 抄（连续 {COPY_RUN} 个字） | 最长照抄 |\n|---|---:|---:|---:|---:|\n"
+              f"| {args.checkpoint} | {m['style']:.0%} | {m['exact']:.0%} | {m['copy']:.1%} | {m['longest_copy']} 字 |\n\n"
+              f"词牌：{'、'.join(m['tunes'])}，每个 {args.pieces} 首。最像他的一首：\n\n{m['example']}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """scripts/style.py：第三把尺子。留出的词规则、两位词人的小语料上分得清、照抄查得出来、ci.txt 从不改写。"""
 
+import json
+
 import style
-from conftest import ROOT, in_process, one_line_error
+from conftest import ROOT, in_process, one_line_error, tiny_args
 
 STYLE = ROOT / "scripts" / "style.py"
 
@@ -53,3 +55,23 @@ def test_write_corpus_never_touches_ci_txt(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "base.txt").read_text(encoding="utf-8") == style.base_corpus(tiny_corpus())
     assert "81 首；留出 9 首" in r.stdout and not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_a_checkpoint_gets_a_style_score_a_copy_rate_and_a_form_score(tmp_path):
+    """在小语料上训练几十步的 v1：量它用甲最常用的词牌、带上“甲”写的词（每个词牌 2 首）。"""
+    data = tmp_path / "tiny.txt"
+    data.write_text(tiny_corpus(), encoding="utf-8")
+    v1 = ROOT / "babygpt_v1.py"
+    trained = in_process(v1, *tiny_args(v1, max_iters=30, prompts="风花"), f"--data={data}", f"--out_dir={tmp_path}")
+    assert trained.returncode == 0, trained.stderr
+    r = in_process(STYLE, f"--data={data}", "--poet=甲", f"--checkpoint={tmp_path / 'babygpt_v1.pt'}", "--pieces=2",
+                   "--json")
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    assert found["poet"] == "甲" and found["ceiling"] == 1.0 and found["held_out"] == 3
+    model = found["model"]
+    assert len(model["tunes"]) == style.TUNE_COUNT and all(t.startswith("调") for t in model["tunes"])
+    for key in ("style", "copy", "exact"):
+        assert 0 <= model[key] <= 1
+    assert model["longest_copy"] >= 0 and isinstance(model["example"], str)
+    one_line_error(in_process(STYLE, f"--data={data}", "--poet=丁"), 1, "没有 丁 的词", "甲、乙、丙")
