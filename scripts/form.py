@@ -101,6 +101,20 @@ class NeuralWriter:
         return [self.tokenizer.decode(row) for row in self.model.generate(idx, length).tolist()]
 
 
+def checkpoint_writer(checkpoint, version, temperature):
+    """命令行给的检查点 -> NeuralWriter；版本默认从文件名看出来（babygpt_v19_gqa.pt 是 v19）。出错时一行中文退出。
+    scripts/style.py 也用它。"""
+    path = Path(checkpoint)
+    version = version or (re.match(r"babygpt_(v\d+)", path.name) or [None, None])[1]
+    if version not in versions() or version == "v0":
+        sys.exit(f"错误：看不出 {path.name} 是哪个版本的检查点：用 --version 写明，例如 --version v19")
+    if not path.exists():
+        sys.exit(f"错误：没有检查点 {path}：先训练一次（python {versions()[version].name}）")
+    writer = NeuralWriter(path, version, temperature)
+    writer.version = version
+    return writer
+
+
 class CountingWriter:
     """v0：在训练集上数数，用它自己的 next_char 一个字一个字地抽。"""
 
@@ -229,14 +243,8 @@ def measure(argv=None):
     if args.counting:
         writer, name = CountingWriter(text, args.temperature), "v0（数数）"
     else:
-        path = Path(args.checkpoint)
-        version = args.version or (re.match(r"babygpt_(v\d+)", path.name) or [None, None])[1]
-        if version not in versions() or version == "v0":
-            sys.exit(f"错误：看不出 {path.name} 是哪个版本的检查点：用 --version 写明，例如 --version v19")
-        if not path.exists():
-            sys.exit(f"错误：没有检查点 {path}：先训练一次（python {versions()[version].name}）")
-        writer, name = NeuralWriter(path, version, args.temperature), f"{version}（训练了 {{steps}} 步）"
-        name = name.format(steps=writer.steps)
+        writer = checkpoint_writer(args.checkpoint, args.version, args.temperature)
+        name = f"{writer.version}（训练了 {writer.steps} 步）"
     results = evaluate(writer, text, args.pieces, args.seed)
     if all(r is None for r in results.values()):
         sys.exit("错误：这个模型的词表里一个词牌名都没有（是在别的语料上训练的吗？）")

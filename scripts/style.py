@@ -198,18 +198,9 @@ def main():
     found = {"poet": args.poet, "ceiling": share(model, mine), "false_positives": share(model, others),
              "held_out": len(mine)}
     if args.checkpoint:
-        import re
-
         import form
-        from versions import versions
-        path = Path(args.checkpoint)
-        version = args.version or (re.match(r"babygpt_(v\d+)", path.name) or [None, None])[1]
-        if version not in versions() or version == "v0":
-            sys.exit(f"错误：看不出 {path.name} 是哪个版本的检查点：用 --version 写明，例如 --version v24")
-        if not path.exists():
-            sys.exit(f"错误：没有检查点 {path}")
-        found["model"] = evaluate(form.NeuralWriter(path, version, args.temperature), text, args.poet, args.pieces,
-                                  args.seed)
+        found["model"] = evaluate(form.checkpoint_writer(args.checkpoint, args.version, args.temperature), text,
+                                  args.poet, args.pieces, args.seed)
     if args.json:
         print(json.dumps(found, ensure_ascii=False))
         return
