@@ -1,14 +1,15 @@
 """v24 微调：基础模型的形状、词表、权重；只用这位词人留下的词训练，留出的词验证（和 scripts/style.py 同一个规则）；
-检查点记着微调自哪个模型；不认识的词人、太少的词、没有基础模型都是一行说明。"""
+检查点记着微调自哪个模型；不认识的词人、太少的词、没有基础模型都是一行说明。
+v25 LoRA：第 0 步就是基础模型，只有 LoRA 在变，合进权重前后算出一样的打分；检查点里只有 LoRA，--sample、--resume 照常。"""
 
 import argparse
 
 import pytest
 import style
 import torch
-from conftest import in_process, load, one_line_error, steps, tiny_args, version
+from conftest import in_process, load, one_line_error, samples, steps, stopping_at, tiny_args, version
 
-V23, V24 = version(23), version(24)
+V23, V24, V25 = version(23), version(24), version(25)
 pytestmark = pytest.mark.skipif(V24 is None, reason="v24 还没有")
 
 
@@ -56,3 +57,77 @@ def test_unknown_poet_and_missing_base_are_one_line(base, small_corpus, tmp_path
     one_line_error(in_process(V24, *tiny_args(V24), *where, f"--init_from={base}", "--poet=某某"), 1,
                    "没有 某某 的词", "柳永、李煜")
     one_line_error(in_process(V24, *tiny_args(V24), *where, f"--init_from={tmp_path / 'none.pt'}"), 1, "没有基础模型")
+
+
+def base_and_lora(base, **overrides):
+    """在测试进程里建两个模型：读进权重的基础模型（v25 不加 LoRA），和加了 LoRA 的 v25 模型。"""
+    state = torch.load(base, weights_only=True)
+    shape = {k: state["hyperparameters"][k] for k in ("n_embed", "n_layer", "n_head", "n_kv_head", "block_size")}
+    plain, module = load(V25), load(V25)
+    vars(plain).update(shape, dropout=0.0, lora_rank=0)
+    vars(module).update(shape, dropout=0.0, init_from=str(base), **overrides)
+    reference = plain.BabyGPT(len(state["vocab"]))
+    reference.load_state_dict(state["model"])
+    return module, reference, module.BabyGPT(len(state["vocab"])), state
+
+
+@pytest.mark.skipif(V25 is None, reason="v25 还没有")
+def test_lora_starts_as_the_base_trains_only_the_adapters_and_merges_exactly(base, capsys):
+    module, reference, model, state = base_and_lora(base)
+    assert "LoRA：r = 8，训练 " in capsys.readouterr().out
+    x = torch.randint(len(state["vocab"]), (2, 8), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model(x)[0], reference(x)[0])  # B 从 0 开始：第 0 步就是基础模型
+    names = [name for name, _ in model.named_parameters()]
+    assert names and all(name.startswith("adapters.") and name[-2:] in (".A", ".B") for name in names)
+    assert list(model.state_dict()) == names  # 检查点里只有 LoRA
+    linears = [m for m in model.blocks.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(model.adapters) == len(linears) == 5 * module.n_layer  # qkv、proj、w1、w2、w3
+    assert sum(p.numel() for p in model.parameters()) == sum(8 * (m.in_features + m.out_features) for m in linears)
+
+    optimizer = module.make_optimizer(model, "cpu")
+    for _ in range(3):
+        _, loss = model(x, x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    weights = reference.state_dict()
+    frozen = {name: b for name, b in model.named_buffers() if name in weights}
+    assert len(frozen) == len(weights) and all(torch.equal(b, weights[name]) for name, b in frozen.items())  # 一个没动
+    assert all(a.B.abs().sum() > 0 for a in model.adapters)
+    model.eval()
+    before = model(x)[0]
+    assert not torch.allclose(before, reference(x)[0])
+    for adapter in model.adapters:
+        adapter.merge()
+    assert torch.allclose(model(x)[0], before, atol=1e-5)  # 合进 W 以后：打分一样
+    assert not torch.equal(model.blocks[0].attention.qkv.weight, reference.blocks[0].attention.qkv.weight)
+
+
+@pytest.mark.skipif(V25 is None, reason="v25 还没有")
+def test_lora_checkpoint_is_small_and_writes_resumes_and_needs_its_base(base, small_corpus, tmp_path, monkeypatch):
+    own_base = tmp_path / "base.pt"
+    own_base.write_bytes(base.read_bytes())
+    args = [*tiny_args(V25, max_iters=6, eval_interval=3), f"--data={small_corpus}", f"--out_dir={tmp_path}",
+            f"--init_from={own_base}", "--poet=柳永", "--learning_rate=1e-2"]
+    straight = in_process(V25, *args)
+    assert straight.returncode == 0, straight.stderr
+    assert "LoRA：r = 8，训练 " in straight.stdout and [s for s, _, _ in steps(straight.stdout)] == [0, 3, 6]
+    checkpoint = tmp_path / f"{V25.stem}.pt"
+    assert checkpoint.stat().st_size * 4 < own_base.stat().st_size  # 只存 LoRA（和它的优化器状态）
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["step"] == 6 and all(k.startswith("adapters.") for k in state["model"])
+
+    sample = in_process(V25, f"--out_dir={tmp_path}", "--sample", "--max_new_tokens=8")
+    assert sample.returncode == 0, sample.stderr
+    written = samples(sample.stdout)  # 从只有 LoRA 的检查点写词（开头是写词的设置，不在检查点里：默认的两个）
+    assert "LoRA：r = 8" in sample.stdout and set(written) == {"春江", "往事"} and all(written.values())
+
+    first = load(V25)  # 在第 3 步停下，再续训到第 6 步：和一口气训完一样
+    monkeypatch.setattr(first, "Progress", stopping_at(first, 3))
+    split = [*args, f"--out_dir={tmp_path / 'split'}"]
+    assert in_process(V25, *split, module=first).returncode == 0
+    resumed = in_process(V25, *split, "--resume")
+    assert steps(resumed.stdout)[-1] == steps(straight.stdout)[-1]
+
+    own_base.unlink()
+    one_line_error(in_process(V25, f"--out_dir={tmp_path}", "--sample"), 1, "没有基础模型")
