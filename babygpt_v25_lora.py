@@ -420,9 +420,7 @@ def finetune_data(args, text):  # 返回 (基础模型的检查点, 它的分词
 
 
 # ---------------- 第 25 版：LoRA：基础模型冻住，只训练块里每个矩阵旁边的一条低秩小路 ----------------
-class LoRA(nn.Module):
-    """LoRA（Hu 等 2021）：冻住的矩阵 W 旁边加一条路，输出从 W·x 变成 W·x + (α/r)·B·A·x"""
-
+class LoRA(nn.Module):  # LoRA（Hu 等 2021）：冻住的矩阵 W 旁边加一条路，输出从 W·x 变成 W·x + (α/r)·B·A·x
     # A: (r, 输入维)，B: (输出维, r)，r 远小于两边：要训练的只有 r·(输入维 + 输出维) 个数，W 有 输入维·输出维 个
 
     def __init__(self, linear):
@@ -450,8 +448,7 @@ def add_lora(model):
             module.register_buffer(name, weight.detach(), persistent=False)
     # 块里的矩阵：注意力的 qkv、proj，前馈的 w1、w2、w3
     model.adapters = nn.ModuleList(LoRA(linear) for linear in model.blocks.modules() if isinstance(linear, nn.Linear))
-    trained = sum(p.numel() for p in model.parameters())
-    print(f"LoRA：r = {lora_rank}，训练 {trained:,} 个参数，冻住基础模型的 {frozen:,} 个（训练的占 {trained / (trained + frozen):.1%}）")
+    print(f"LoRA：r = {lora_rank}，基础模型的 {frozen:,} 个参数冻住，要训练的 A、B 只有它的 {sum(p.numel() for p in model.parameters()) / frozen:.1%}")
 
 
 def get_lr(step):
@@ -537,7 +534,7 @@ def train(args, device, rank, world_size):
     newline, train_data = tokenizer.stoi["\n"], splits["train"].cpu()  # 词和词之间空一行：空行后面就是一首词的开头
     starts = ((train_data[:-2] == newline) & (train_data[1:-1] == newline)).nonzero().flatten() + 2
     starts = starts[starts < len(train_data) - block_size]  # 每首词开头的位置
-    print(f"语料 {len(text):,} 字，词表 {tokenizer.vocab_size:,} 字；模型参数 {sum(p.numel() for p in model.parameters()):,} 个")
+    print(f"语料 {len(text):,} 字，词表 {tokenizer.vocab_size:,} 字；要训练的模型参数 {sum(p.numel() for p in model.parameters()):,} 个")
     step = load_checkpoint(args, model, optimizer, tokenizer) if args.resume else 0
     torch.backends.cuda.matmul.allow_tf32 = True  # 快：GPU 上 float32 矩阵乘法用 TF32
     # 老 PyTorch 在 MPS 上连 enabled=False 的 autocast 都建不了：float32 时不建 autocast

@@ -4,11 +4,13 @@ scripts/ 里的工具和 tests/ 都用这一份，不各写各的。
 """
 
 import ast
+import contextlib
 import functools
 import importlib.util
 import os
 import platform
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -47,7 +49,8 @@ def from_checkpoint(script, checkpoint, **settings):
     module = load(script)
     vars(module).update(state["hyperparameters"], **settings)
     tokenizer = module.Tokenizer("".join(state["vocab"]))
-    model = module.BabyGPT(tokenizer.vocab_size)
+    with contextlib.redirect_stdout(sys.stderr):  # v25 建模型时说一句 LoRA 的事：别混进 --json 的输出
+        model = module.BabyGPT(tokenizer.vocab_size)
     model.load_state_dict(state["model"])
     return module, model.eval(), tokenizer, state
 

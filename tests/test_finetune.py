@@ -74,7 +74,7 @@ def base_and_lora(base, **overrides):
 @pytest.mark.skipif(V25 is None, reason="v25 还没有")
 def test_lora_starts_as_the_base_trains_only_the_adapters_and_merges_exactly(base, capsys):
     module, reference, model, state = base_and_lora(base)
-    assert "LoRA：r = 8，训练 " in capsys.readouterr().out
+    assert "LoRA：r = 8，基础模型的 " in capsys.readouterr().out
     x = torch.randint(len(state["vocab"]), (2, 8), generator=torch.Generator().manual_seed(0))
     assert torch.equal(model(x)[0], reference(x)[0])  # B 从 0 开始：第 0 步就是基础模型
     names = [name for name, _ in model.named_parameters()]
@@ -111,7 +111,7 @@ def test_lora_checkpoint_is_small_and_writes_resumes_and_needs_its_base(base, sm
             f"--init_from={own_base}", "--poet=柳永", "--learning_rate=1e-2"]
     straight = in_process(V25, *args)
     assert straight.returncode == 0, straight.stderr
-    assert "LoRA：r = 8，训练 " in straight.stdout and [s for s, _, _ in steps(straight.stdout)] == [0, 3, 6]
+    assert "LoRA：r = 8，基础模型的 " in straight.stdout and "要训练的模型参数 " in straight.stdout and [s for s, _, _ in steps(straight.stdout)] == [0, 3, 6]
     checkpoint = tmp_path / f"{V25.stem}.pt"
     assert checkpoint.stat().st_size * 4 < own_base.stat().st_size  # 只存 LoRA（和它的优化器状态）
     state = torch.load(checkpoint, weights_only=True)
