@@ -74,7 +74,7 @@ def base_and_lora(base, **overrides):
 @pytest.mark.skipif(V25 is None, reason="v25 还没有")
 def test_lora_starts_as_the_base_trains_only_the_adapters_and_merges_exactly(base, capsys):
     module, reference, model, state = base_and_lora(base)
-    assert "LoRA：r = 8，基础模型的 " in capsys.readouterr().out
+    assert "LoRA：r = 4，基础模型的 " in capsys.readouterr().out
     x = torch.randint(len(state["vocab"]), (2, 8), generator=torch.Generator().manual_seed(0))
     assert torch.equal(model(x)[0], reference(x)[0])  # B 从 0 开始：第 0 步就是基础模型
     names = [name for name, _ in model.named_parameters()]
@@ -82,7 +82,7 @@ def test_lora_starts_as_the_base_trains_only_the_adapters_and_merges_exactly(bas
     assert list(model.state_dict()) == names  # 检查点里只有 LoRA
     linears = [m for m in model.blocks.modules() if isinstance(m, torch.nn.Linear)]
     assert len(model.adapters) == len(linears) == 5 * module.n_layer  # qkv、proj、w1、w2、w3
-    assert sum(p.numel() for p in model.parameters()) == sum(8 * (m.in_features + m.out_features) for m in linears)
+    assert sum(p.numel() for p in model.parameters()) == sum(4 * (m.in_features + m.out_features) for m in linears)
 
     optimizer = module.make_optimizer(model, "cpu")
     for _ in range(3):
@@ -111,7 +111,8 @@ def test_lora_checkpoint_is_small_and_writes_resumes_and_needs_its_base(base, sm
             f"--init_from={own_base}", "--poet=柳永", "--learning_rate=1e-2"]
     straight = in_process(V25, *args)
     assert straight.returncode == 0, straight.stderr
-    assert "LoRA：r = 8，基础模型的 " in straight.stdout and "要训练的模型参数 " in straight.stdout and [s for s, _, _ in steps(straight.stdout)] == [0, 3, 6]
+    assert "LoRA：r = 4，基础模型的 " in straight.stdout and "要训练的模型参数 " in straight.stdout
+    assert [s for s, _, _ in steps(straight.stdout)] == [0, 3, 6]
     checkpoint = tmp_path / f"{V25.stem}.pt"
     assert checkpoint.stat().st_size * 4 < own_base.stat().st_size  # 只存 LoRA（和它的优化器状态）
     state = torch.load(checkpoint, weights_only=True)
@@ -120,7 +121,7 @@ def test_lora_checkpoint_is_small_and_writes_resumes_and_needs_its_base(base, sm
     sample = in_process(V25, f"--out_dir={tmp_path}", "--sample", "--max_new_tokens=8")
     assert sample.returncode == 0, sample.stderr
     written = samples(sample.stdout)  # 从只有 LoRA 的检查点写词（开头是写词的设置，不在检查点里：默认的两个）
-    assert "LoRA：r = 8" in sample.stdout and set(written) == {"春江", "往事"} and all(written.values())
+    assert "LoRA：r = 4" in sample.stdout and set(written) == {"春江", "往事"} and all(written.values())
 
     first = load(V25)  # 在第 3 步停下，再续训到第 6 步：和一口气训完一样
     monkeypatch.setattr(first, "Progress", stopping_at(first, 3))
