@@ -114,15 +114,19 @@ class MultiHeadAttention(nn.Module):
         # RoPE：第 i 对数每隔一个位置转 θ_i 弧度；位置 m 转 m·θ_i。预先算好每个位置的 cos、sin（不是参数，不存进检查点）
         theta = 10000 ** (-torch.arange(0, head_size, 2) / head_size)  # (hs/2,)
         angles = torch.outer(torch.arange(block_size).float(), theta)  # (block_size, hs/2)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        # 每个 cos 重复两遍（c0 c0 c1 c1 ……），sin 前一个取负（−s0 s0 −s1 s1 ……）：和 t 的 x0 y0 x1 y1 …… 一一对齐
+        self.register_buffer("cos", angles.cos().repeat_interleave(2, dim=-1), persistent=False)  # (block_size, hs)
+        self.register_buffer("sin", torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2), persistent=False)
 
     def rotate(self, t, past):
-        """RoPE：把 t 的每一对数 (x, y) 按位置转一个角度。t: (B, nh, T, hs)，位置从 past 数起"""
-        cos, sin = self.cos[past:past + t.shape[2]], self.sin[past:past + t.shape[2]]  # (T, hs/2)
-        x, y = t[..., 0::2], t[..., 1::2]  # 每一对的两个数：(B, nh, T, hs/2)
-        rotated = torch.stack((x * cos - y * sin, x * sin + y * cos), dim=-1)  # (B, nh, T, hs/2, 2)
-        return rotated.flatten(-2).type_as(t)  # (B, nh, T, hs)：放回原来的顺序 x0 y0 x1 y1 ……
+        """RoPE：把 t 的每一对数 (x, y) 按位置转一个角度，变成 (x·cos − y·sin, x·sin + y·cos)。
+        t: (B, nh, T, hs)，位置从 past 数起"""
+        cos, sin = self.cos[past:past + t.shape[2]], self.sin[past:past + t.shape[2]]  # (T, hs)
+        swapped = t.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # 每一对里换个位置：y0 x0 y1 x1 ……
+        # 快：两个乘法、一个加法（小模型上每多一个运算都要多花一次调用的时间）。等于下面三行：
+        #   x, y = t[..., 0::2], t[..., 1::2]
+        #   torch.stack((x * cos - y * sin, x * sin + y * cos), dim=-1).flatten(-2)   （cos、sin 是 (T, hs/2)）
+        return (t * cos + swapped * sin).type_as(t)  # (B, nh, T, hs)：偶数位 x·cos − y·sin，奇数位 y·cos + x·sin
 
     def forward(self, x, cache=None):
         B, T, C = x.shape  # batch, time, channels = n_embed；用缓存时 T 只是新来的字
@@ -279,28 +283,32 @@ def pick_next(logits):
 # ---------------- 4. 训练 ----------------
 # Newton–Schulz 迭代：把矩阵 G = U S V^T 的奇异值 S 都推到 1 附近，得到约等于 U V^T 的“正交化”矩阵。
 # 只做矩阵乘法，不做 SVD：GPU、CPU 上都快。系数 (a, b, c) 来自 Keller Jordan 的 Muon。
+# G 也可以是一叠形状一样的矩阵 (k, m, n)：每个各自正交化（.mT 只转最后两维），一次批量矩阵乘法算完 k 个
 def orthogonalize(G, steps=5, a=3.4445, b=-4.7750, c=2.0315):
-    X = (G.T if G.size(0) > G.size(1) else G)  # 转成“矮胖”的 (m, n)，m <= n：X @ X.T 只有 (m, m)
+    X = (G.mT if G.size(-2) > G.size(-1) else G)  # 转成“矮胖”的 (m, n)，m <= n：X @ X.mT 只有 (m, m)
     X = X.to(torch.bfloat16 if dtype == "bfloat16" else torch.float32)  # 和训练同一种精度：做不了 bf16 的设备（老的 MPS）用 float32
-    X = X / X.norm().clamp(min=1e-7)  # 先缩到最大的奇异值不超过 1
+    X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=1e-7)  # 先缩到最大的奇异值不超过 1（每个矩阵各自缩）
     for _ in range(steps):  # 每一轮：奇异值 s -> a·s + b·s³ + c·s⁵，小的很快变大，大的压回 1 附近
-        A = X @ X.T  # (m, m)
+        A = X @ X.mT  # (m, m)
         X = a * X + (b * A + c * A @ A) @ X  # (m, n)
-    return (X.T if G.size(0) > G.size(1) else X).to(G.dtype)  # 转回 G 的形状
+    return (X.mT if G.size(-2) > G.size(-1) else X).to(G.dtype)  # 转回 G 的形状
 
 
 class Muon(torch.optim.Optimizer):  # 动量照旧攒，但每一步走的是正交化以后的动量。只用在二维的权重矩阵上
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:  # 这一步没有梯度的参数不动（torch.optim 的优化器都这样）
-                    continue
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))  # 梯度的滑动平均（动量）
-                buf.lerp_(p.grad, 1 - group["momentum"])
-                update = orthogonalize(p.grad.lerp(buf, group["momentum"]))  # Nesterov 动量，再正交化：(out, in)
-                p.mul_(1 - group["lr"] * group["weight_decay"])  # 权重衰减，和 AdamW 一样
-                p.add_(update, alpha=-group["lr"] * 0.2 * max(p.shape) ** 0.5)  # 0.2·√max(out, in)：步子和 AdamW 一样大
+            params = [p for p in group["params"] if p.grad is not None]  # 这一步没有梯度的参数不动（torch.optim 的优化器都这样）
+            # 快：形状一样的矩阵（每层各有一个）叠起来一起正交化。小模型上一个一个算，花在调用上的时间比算的还多
+            for shape in dict.fromkeys(p.shape for p in params):
+                same, updates = [p for p in params if p.shape == shape], []
+                for p in same:
+                    buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))  # 梯度的滑动平均（动量）
+                    buf.lerp_(p.grad, 1 - group["momentum"])
+                    updates.append(p.grad.lerp(buf, group["momentum"]))  # Nesterov 动量：(out, in)
+                for p, update in zip(same, orthogonalize(torch.stack(updates)), strict=True):  # 正交化 (k, out, in)
+                    p.mul_(1 - group["lr"] * group["weight_decay"])  # 权重衰减，和 AdamW 一样
+                    p.add_(update, alpha=-group["lr"] * 0.2 * max(p.shape) ** 0.5)  # 0.2·√max(out, in)：步子和 AdamW 一样大
 
 
 class Optimizers:  # Muon 和 AdamW 合在一起：对训练循环和检查点来说，就像一个优化器

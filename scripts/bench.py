@@ -5,6 +5,7 @@
   python scripts/bench.py --device=cpu --seconds 0.5 --compare_seconds 0.3 --rounds 1 --loss_steps 5 --out /tmp/s.md
                                              # 快速试一下脚本本身（数字没有意义）
   python scripts/bench.py --compare v15,v19 --out /tmp/s.md   # 只做第 2 部分，只比这几个版本
+  python scripts/bench.py --compare v14,v15,v19,v21,v22 --sizes "CPU 命令,教程尺寸" --out docs/speed_muon.md
 
 做什么
   1. v14 的每一步加速：在同一个进程、同一台设备上，按顺序一步一步加上 v14 的加速，每一行都比上一行多一种：
@@ -12,7 +13,8 @@
      每行先跑几步预热（不计时），再计时，算出每秒训练多少字；torch.compile 的编译时间单独列出，并算出训练多久才划算。
      设备上不起作用的一步（CPU 上的 TF32）标“不适用”。再用同一条命令训练 v13 和 v14（真的跑脚本），比较验证损失。
   2. 每个版本（v13 起）：三种尺寸，每个版本 float32 和 bf16 都量，版本轮流量几轮（A、B、C、A、B、C……）取中位数；
-     每行给出字/秒、--dtype=auto 会选哪种、和 v15 比，以及占这颗 CPU bf16 峰值的几成（怎么算的写在报告里）。
+     每个版本用它自己的优化器（v22 起 Muon + AdamW）和梯度裁剪（v21 起），和脚本训练时一样；
+     每行给出字/秒、--dtype=auto 会选哪种、和 v15 比、优化器的一步占训练一步的几成，以及占这颗 CPU bf16 峰值的几成。
   尺寸：CPU 上是 README 的 CPU 命令、教程尺寸（4 层、128 宽）和 v11 的完整模型（batch_size 8，短跑）；
   GPU 上是 v11 的完整配置。
 """
@@ -37,6 +39,7 @@ SIZES = {  # 名字 -> (超参数, 比较验证损失时训练几步)
     "完整配置": ({"batch_size": 64, "block_size": 256, "n_embed": 384, "n_layer": 6, "n_head": 6, "dropout": 0.2}, 500),
 }
 VOCAB_SIZE = 6104  # ci.txt 的词表
+AUTO_MARGIN = 1.5  # 和脚本的 train() 一样：--dtype=auto 时 bf16 要快过 float32 这么多倍才用
 
 
 def synchronize(device):
@@ -44,16 +47,21 @@ def synchronize(device):
 
 
 def tokens_per_second(module, size, device, seconds, warmup, *, pad=True, tf32=False, bf16=False, fused=False,
-                      compile_model=False):
-    """按 v14（或 v13）训练循环的写法，预热 warmup 步后计时训练约 seconds 秒，返回 (字/秒, 编译秒数)。"""
-    vars(module).update(size, learning_rate=3e-4)
+                      compile_model=False, own_optimizer=False):
+    """按 v14（或 v13）训练循环的写法，预热 warmup 步后计时训练约 seconds 秒，返回 (字/秒, 编译秒数, 优化器占一步的几成)。
+    own_optimizer：用这个版本自己的优化器（v22 起 make_optimizer：Muon + AdamW）和梯度裁剪（v21 起），和脚本训练时一样。"""
+    vars(module).update(size, learning_rate=3e-4, dtype="bfloat16" if bf16 else "float32")  # v22 的正交化看 dtype
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.manual_seed(0)
     model = module.BabyGPT(VOCAB_SIZE)
     if not pad and hasattr(model, "vocab_size"):
         model.lm_head = torch.nn.Linear(module.n_embed, VOCAB_SIZE)  # 不补：输出层正好 6104 个字
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=fused)
+    if own_optimizer and hasattr(module, "make_optimizer"):
+        optimizer = module.make_optimizer(model, device)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=fused)
+    clip = own_optimizer and getattr(module, "grad_clip", 0)
     amp = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
     data = torch.randint(VOCAB_SIZE, (8, 2, size["batch_size"], size["block_size"]), device=device)
     compile_seconds = 0.0
@@ -62,11 +70,11 @@ def tokens_per_second(module, size, device, seconds, warmup, *, pad=True, tf32=F
         model = module.compiled(model, device, amp)  # v14 自己的写法：编译一遍真的形状
         synchronize(device)
         compile_seconds = time.time() - start
-    step = 0
+    step, optimizer_seconds = 0, 0.0
     while True:
         if step == warmup:
             synchronize(device)
-            start = time.time()
+            start, optimizer_seconds = time.time(), 0.0
         elif step > warmup and step % 5 == 0:  # 每 5 步看一次表（看表要等 GPU 算完）
             synchronize(device)
             if time.time() - start >= seconds:
@@ -75,9 +83,18 @@ def tokens_per_second(module, size, device, seconds, warmup, *, pad=True, tf32=F
             _, loss = model(data[step % 8, 0], data[step % 8, 1])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        if own_optimizer:  # 单独量优化器的一步（要先等 GPU 算完反向传播）
+            synchronize(device)
+            began = time.time()
         optimizer.step()
+        if own_optimizer:
+            synchronize(device)
+            optimizer_seconds += time.time() - began
         step += 1
-    return (step - warmup) * size["batch_size"] * size["block_size"] / (time.time() - start), compile_seconds
+    elapsed = time.time() - start
+    return (step - warmup) * size["batch_size"] * size["block_size"] / elapsed, compile_seconds, optimizer_seconds / elapsed
 
 
 def speed_rows(v13, v14, size, device, seconds, warmup, with_compile=True):
@@ -95,7 +112,7 @@ def speed_rows(v13, v14, size, device, seconds, warmup, with_compile=True):
         if not applies:
             results.append((name, None, None, 0.0))
             continue
-        speed, compile_seconds = tokens_per_second(module, size, device, seconds, warmup, **options)
+        speed, compile_seconds, _ = tokens_per_second(module, size, device, seconds, warmup, **options)
         results.append((name, speed, speed / (previous or speed), compile_seconds))
         previous = speed
         print(f"  {name}：{speed:,.0f} 字/秒（比上一行 {results[-1][2]:.2f}×）", flush=True)
@@ -171,30 +188,36 @@ def compare(tags, found, device, seconds, warmup, rounds, sizes):
     precisions = ["float32", "bfloat16"] if bf16_supported(device) else ["float32"]
     peak, how = cpu_peak() if device == "cpu" else (None, "GPU 上不算峰值")
     text = [(f"每个版本、每种精度每轮先跑 {warmup} 步预热，再计时约 {seconds:g} 秒；{rounds} 轮轮流量，取中位数。不编译；"
-             "v14 起用融合 AdamW（和脚本一样），v13 用普通 AdamW。数据是随机的字（速度和内容无关），词表 6,104（ci.txt）。"),
-            "“--dtype=auto”一列是两种里快的那种（v14 起各版本开训前就这样量、这样选；v13 只有 float32）。",
+             "v14 起用融合 AdamW，v13 用普通 AdamW，v21 起裁剪梯度，v22 起 Muon + AdamW（都和脚本一样）。数据是随机的字（速度和内容无关），词表 6,104（ci.txt）。"),
+            (f"“--dtype=auto”一列是脚本开训前会选的那种：float32 优先，bf16 要快过 {AUTO_MARGIN} 倍才用"
+             "（v14 起；v13 只有 float32）。"),
             (f"峰值：{how}。每字运算量 = 6N + 12·L·T·C（N：不算嵌入表的参数），"
              "“峰值占比” = 字/秒 × 每字运算量 ÷ 峰值（用 auto 那一列）。\n")]
     for name in sizes:
         size = SIZES[name][0]
         print(f"{name}：{size}", flush=True)
         speeds = {(tag, p): [] for tag in tags for p in precisions}
+        shares = {(tag, p): [] for tag in tags for p in precisions}  # 优化器的一步占训练一步的几成
         for _ in range(rounds):
             for tag, module in modules.items():
                 for precision in precisions:
                     vars(module).update(size)
-                    speed = tokens_per_second(module, size, device, seconds, warmup, bf16=precision == "bfloat16",
-                                              fused=number(found[tag]) >= 14 and fused_adamw_supported(device))[0]
+                    speed, _, share = tokens_per_second(
+                        module, size, device, seconds, warmup, bf16=precision == "bfloat16",
+                        fused=number(found[tag]) >= 14 and fused_adamw_supported(device), own_optimizer=True)
                     speeds[tag, precision].append(speed)
-                    print(f"  {tag} {precision}：{speed:,.0f} 字/秒", flush=True)
+                    shares[tag, precision].append(share)
+                    print(f"  {tag} {precision}：{speed:,.0f} 字/秒，优化器占 {share:.0%}", flush=True)
         median = {key: sorted(values)[rounds // 2] for key, values in speeds.items()}
-        best = {tag: max((median[tag, p], p) for p in precisions if number(found[tag]) >= 14 or p == "float32")
-                for tag in tags}
+        share = {key: sorted(values)[rounds // 2] for key, values in shares.items()}
+        best = {tag: (median[tag, "bfloat16"], "bfloat16")
+                if number(found[tag]) >= 14 and median.get((tag, "bfloat16"), 0) > AUTO_MARGIN * median[tag, "float32"]
+                else (median[tag, "float32"], "float32") for tag in tags}
         base_tag = "v15" if "v15" in tags else tags[0]
         text += [f"### {name}（" + "，".join(f"{k} {v}" for k, v in size.items()) + "）\n",
                  "| 版本 | 参数量 | 每字运算量 | " + " | ".join(f"{p} 字/秒" for p in precisions) +
-                 f" | --dtype=auto | 比 {base_tag} | 峰值占比 | 各轮（auto 那种） |",
-                 "|---|---:|---:|" + "---:|" * len(precisions) + "---|---:|---:|---|"]
+                 f" | --dtype=auto | 比 {base_tag} | 优化器占一步 | 峰值占比 | 各轮（auto 那种） |",
+                 "|---|---:|---:|" + "---:|" * len(precisions) + "---|---:|---:|---:|---|"]
         for tag, module in modules.items():
             vars(module).update(size)
             model = module.BabyGPT(VOCAB_SIZE)
@@ -204,7 +227,7 @@ def compare(tags, found, device, seconds, warmup, rounds, sizes):
             fraction = f"{speed * flop / peak:.1%}（{speed * flop / 1e12:.2f} TFLOP/秒）" if peak else "—"
             text.append(f"| {tag} | {parameters:,} | {flop / 1e6:.1f} M | " +
                         " | ".join(f"{median[tag, p]:,.0f}" for p in precisions) +
-                        f" | {precision} | {speed / best[base_tag][0]:.2f}× | {fraction} | "
+                        f" | {precision} | {speed / best[base_tag][0]:.2f}× | {share[tag, precision]:.0%} | {fraction} | "
                         f"{' / '.join(f'{x:,.0f}' for x in speeds[tag, precision])} |")
         text.append("")
     return text
@@ -256,6 +279,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs" / "speed.md"), help="结果写到这里（默认 docs/speed.md）")
     parser.add_argument("--compare", help="只做第 2 部分，只比较这几个版本（逗号分隔，如 v15,v19）")
     parser.add_argument("--rounds", type=int, default=3, help="第 2 部分轮流量几轮（默认 3）")
+    parser.add_argument("--sizes", help="第 2 部分只量这几种尺寸（逗号分隔，如 \"CPU 命令,教程尺寸\"）")
     args = parser.parse_args()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     found = versions()
@@ -271,6 +295,10 @@ def main():
     if not args.compare:
         text += ladder(found, device, args)
     sizes = ["完整配置"] if device == "cuda" else ["CPU 命令", "教程尺寸", "完整模型，batch 8"]
+    if args.sizes:
+        sizes = args.sizes.split(",")
+        if unknown := [name for name in sizes if name not in SIZES]:
+            sys.exit(f"错误：没有这种尺寸：{', '.join(unknown)}（有：{'、'.join(SIZES)}）")
     text += [f"## {'2. ' if not args.compare else ''}每个版本的训练速度（{'、'.join(tags)}）\n",
              *compare(tags, found, device, args.compare_seconds, args.warmup, args.rounds, sizes)]
     text.append(f"总用时 {time.time() - began:.0f} 秒。")
