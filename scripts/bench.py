@@ -22,6 +22,7 @@
 import argparse
 import datetime
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -289,7 +290,7 @@ def main():
     if "v14" not in found:
         sys.exit("错误：还没有 babygpt_v14_fast.py")
     began = time.time()
-    text = ["# 训练速度\n", f"- 命令：`python scripts/bench.py {' '.join(sys.argv[1:])}`".rstrip(),
+    text = ["# 训练速度\n", f"- 命令：`python scripts/bench.py {shlex.join(sys.argv[1:])}`".rstrip(),
             f"- 机器：{machine(device)}（设备 {device}，{torch.get_num_threads()} 个线程）",
             f"- 日期：{datetime.date.today().isoformat()}\n"]
     if not args.compare:
