@@ -35,6 +35,7 @@ from versions import ROOT, load, machine, number, parse_steps, versions, write_r
 SIZES = {  # 名字 -> (超参数, 比较验证损失时训练几步)
     "CPU 命令": ({"batch_size": 16, "block_size": 64, "n_embed": 64, "n_layer": 3, "n_head": 4, "dropout": 0.0}, 300),
     "教程尺寸": ({"batch_size": 12, "block_size": 64, "n_embed": 128, "n_layer": 4, "n_head": 4, "dropout": 0.2}, 300),
+    "笔记本尺寸": ({"batch_size": 32, "block_size": 128, "n_embed": 256, "n_layer": 4, "n_head": 8, "dropout": 0.1}, 300),
     "完整模型，batch 8": ({"batch_size": 8, "block_size": 256, "n_embed": 384, "n_layer": 6, "n_head": 6,
                           "dropout": 0.2}, 40),
     "完整配置": ({"batch_size": 64, "block_size": 256, "n_embed": 384, "n_layer": 6, "n_head": 6, "dropout": 0.2}, 500),
