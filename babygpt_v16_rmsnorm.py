@@ -20,7 +20,8 @@
 
 实测
   同一配置（README 的 CPU 命令，float32）3000 步：验证损失 4.748（v15）-> 4.736（v16），略好。训练速度在这台 CPU 上
-  （有 AVX512-BF16，bf16）：CPU 命令 1.02×（在误差里），完整大小 0.95×：手写的五个小运算比不过融合好的 nn.LayerNorm。
+  （有 AVX512-BF16）：CPU 命令 0.97×（float32），完整大小 0.97×（bf16）：F.rms_norm 只融合了前向，反向还是几个小运算，
+  比不过前向反向都融合好的 nn.LayerNorm。
   命令和表格见 README 的“从 GPT 到 LLaMA”、docs/ladder.md、docs/speed_llama.md。
 """
 
