@@ -28,7 +28,8 @@ def version(n):
 
 
 __all__ = ["ROOT", "VERSIONS", "assert_picture", "descendants", "in_process", "load", "one_line_error", "run",
-           "run_command", "samples", "started", "steps", "stopping_at", "tiny_args", "tiny_module", "version"]
+           "run_command", "samples", "started", "steps", "stopping_at", "tiny_args", "tiny_module", "trained_checkpoint",
+           "version"]
 
 
 def tiny_args(script, **overrides):
@@ -69,6 +70,13 @@ def in_process(script, *args, module=None, stdin="", env=None):
                 print(e.code, file=sys.stderr)
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return subprocess.CompletedProcess([str(script), *args], code, out.getvalue(), err.getvalue())
+
+
+def trained_checkpoint(folder, script, corpus, **overrides):
+    """在 folder 里用 corpus 训练一个很小的 script（tiny_args，再按 overrides 改），返回它存下的检查点。"""
+    r = in_process(script, *tiny_args(script, **overrides), f"--data={corpus}", f"--out_dir={folder}")
+    assert r.returncode == 0, r.stderr
+    return folder / f"{script.stem}.pt"
 
 
 def one_line_error(r, code, *words):

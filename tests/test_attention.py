@@ -9,8 +9,8 @@ from conftest import (
     load,
     one_line_error,
     run,
-    tiny_args,
     tiny_module,
+    trained_checkpoint,
     version,
 )
 from versions import find_cjk_font, number
@@ -21,10 +21,7 @@ V6 = version(6)  # 手写注意力，2 层 × 2 个头（tiny_args）
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, small_corpus):
-    out = tmp_path_factory.mktemp("attention")
-    r = in_process(V6, *tiny_args(V6, max_iters=20), f"--data={small_corpus}", f"--out_dir={out}")
-    assert r.returncode == 0, r.stderr
-    return out / f"{V6.stem}.pt"
+    return trained_checkpoint(tmp_path_factory.mktemp("attention"), V6, small_corpus, max_iters=20)
 
 
 def draw(checkpoint, out, *args):

@@ -7,7 +7,17 @@ import argparse
 import pytest
 import style
 import torch
-from conftest import in_process, load, one_line_error, samples, steps, stopping_at, tiny_args, version
+from conftest import (
+    in_process,
+    load,
+    one_line_error,
+    samples,
+    steps,
+    stopping_at,
+    tiny_args,
+    trained_checkpoint,
+    version,
+)
 
 V23, V24, V25 = version(23), version(24), version(25)
 pytestmark = pytest.mark.skipif(V24 is None, reason="v24 还没有")
@@ -16,11 +26,7 @@ pytestmark = pytest.mark.skipif(V24 is None, reason="v24 还没有")
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, small_corpus):
     """小语料上训练 30 步的 v23：当基础模型（小语料里柳永 189 首、李煜 41 首）。"""
-    out = tmp_path_factory.mktemp("base")
-    r = in_process(V23, *tiny_args(V23, max_iters=30, n_layer=1, n_kv_head=1), f"--data={small_corpus}",
-                   f"--out_dir={out}")
-    assert r.returncode == 0, r.stderr
-    return out / f"{V23.stem}.pt"
+    return trained_checkpoint(tmp_path_factory.mktemp("base"), V23, small_corpus, max_iters=30, n_layer=1, n_kv_head=1)
 
 
 def test_the_poets_held_out_pieces_are_never_trained_on(base, small_corpus):

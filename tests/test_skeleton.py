@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, in_process, load, one_line_error, samples, started, steps, tiny_args
+from conftest import ROOT, in_process, load, one_line_error, samples, started, steps, tiny_args, trained_checkpoint
 from versions import hyperparameters, parse_writing_speeds
 
 V1 = ROOT / "babygpt_v1.py"
@@ -203,11 +203,8 @@ def v1_module():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, small_corpus):
     """训练 200 步的 v1 检查点，给 --sample 的测试用。"""
-    out = tmp_path_factory.mktemp("trained")
-    r = in_process(V1, *tiny_args(V1, max_iters=200, eval_interval=100, n_embed=32), f"--data={small_corpus}",
-            f"--out_dir={out}")
-    assert r.returncode == 0, r.stderr
-    return out
+    return trained_checkpoint(tmp_path_factory.mktemp("trained"), V1, small_corpus, max_iters=200, eval_interval=100,
+                              n_embed=32).parent
 
 
 def test_sample_without_checkpoint_says_how_to_make_one(tmp_path):
