@@ -276,14 +276,16 @@ def pick_next(logits):
 # ---------------- 4. 训练 ----------------
 # Newton–Schulz 迭代：把矩阵 G = U S V^T 的奇异值 S 都推到 1 附近，得到约等于 U V^T 的“正交化”矩阵。
 # 只做矩阵乘法，不做 SVD：GPU、CPU 上都快。系数 (a, b, c) 来自 Keller Jordan 的 Muon。
-# G 也可以是一叠形状一样的矩阵 (k, m, n)：每个各自正交化（.mT 只转最后两维），一次批量矩阵乘法算完 k 个
+# G 是一叠形状一样的矩阵 (k, m, n)（Muon 把各层同样形状的叠在一起）：每个各自正交化，一次批量矩阵乘法算完 k 个
 def orthogonalize(G, steps=5, a=3.4445, b=-4.7750, c=2.0315):
     X = (G.mT if G.size(-2) > G.size(-1) else G)  # 转成“矮胖”的 (m, n)，m <= n：X @ X.mT 只有 (m, m)
     X = X.to(torch.bfloat16 if dtype == "bfloat16" else torch.float32)  # 和训练同一种精度：做不了 bf16 的设备（老的 MPS）用 float32
     X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=1e-7)  # 先缩到最大的奇异值不超过 1（每个矩阵各自缩）
     for _ in range(steps):  # 每一轮：奇异值 s -> a·s + b·s³ + c·s⁵，小的很快变大，大的压回 1 附近
-        A = X @ X.mT  # (m, m)
-        X = a * X + (b * A + c * A @ A) @ X  # (m, n)
+        A = X @ X.mT  # (k, m, m)：.mT 只转最后两维
+        # 快：baddbmm 把乘法和加法并成一次调用。这两行等于 X = a * X + (b * A + c * A @ A) @ X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b·A + c·A·A：(k, m, m)
+        X = torch.baddbmm(X, B, X, beta=a)  # a·X + B·X：(k, m, n)
     return (X.mT if G.size(-2) > G.size(-1) else X).to(G.dtype)  # 转回 G 的形状
 
 
