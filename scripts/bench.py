@@ -14,7 +14,7 @@
      设备上不起作用的一步（CPU 上的 TF32）标“不适用”。再用同一条命令训练 v13 和 v14（真的跑脚本），比较验证损失。
   2. 每个版本（v13 起）：三种尺寸，每个版本 float32 和 bf16 都量，版本轮流量几轮（A、B、C、A、B、C……）取中位数；
      每个版本用它自己的优化器（v22 起 Muon + AdamW）和梯度裁剪（v21 起），和脚本训练时一样；
-     每行给出字/秒、--dtype=auto 会选哪种、和 v15 比、优化器的一步占训练一步的几成，以及占这颗 CPU bf16 峰值的几成。
+     每行给出字/秒、--dtype=auto 会选哪种、和 v15 比、优化器的一步占训练一步的几成，以及占这台设备上大矩阵乘法实测速度（当作峰值）的几成。
   尺寸：CPU 上是 README 的 CPU 命令、教程尺寸（4 层、128 宽）和 v11 的完整模型（batch_size 8，短跑）；
   GPU 上是 v11 的完整配置。
 """
@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from versions import ROOT, load, machine, number, parse_steps, versions, write_report
@@ -152,26 +151,28 @@ def bf16_supported(device):
     return device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-# 每个核每个时钟周期能做多少次 bf16 浮点运算（乘和加各算一次），按 /proc/cpuinfo 的 flags 里最快的那种指令：
-#   AMX-BF16：每核一个 TMUL 单元，每周期 512 次 bf16 乘加 = 1024 次运算（Intel 的说法：AMX 每周期 1024 次 bf16 运算）
-#   AVX512-BF16：VDPBF16PS 一条 512 位指令 = 16 个 fp32 结果 × 2 对 bf16 乘加 = 64 次运算，按每周期一条算
-#   只有 AVX2：没有 bf16 指令，按 fp32 算：2 个 FMA 单元 × 8 个 fp32 × 2 = 32 次运算
-PEAK_FLOP_PER_CYCLE = (("amx_bf16", "AMX-BF16", 1024), ("avx512_bf16", "AVX512-BF16", 64), ("avx2", "AVX2 fp32", 32))
-
-
-def cpu_peak():
-    """(这颗 CPU 的 bf16 峰值 FLOP/秒, 怎么算的)；读不到 /proc/cpuinfo 时是 (None, 原因)。
-    核数用 PyTorch 的线程数（它就用这么多核），时钟用 /proc/cpuinfo 的 cpu MHz（虚拟机里是标称频率，不含睿频）。"""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-        flags = next(line for line in lines if line.startswith("flags")).split()
-        mhz = float(next(line for line in lines if line.startswith("cpu MHz")).split(":")[1])
-    except (OSError, StopIteration, ValueError):
-        return None, "读不到 /proc/cpuinfo，算不了峰值"
-    name, per_cycle = next(((n, f) for flag, n, f in PEAK_FLOP_PER_CYCLE if flag in flags), ("标量", 2))
-    cores = torch.get_num_threads()
-    peak = cores * mhz * 1e6 * per_cycle
-    return peak, (f"{cores} 核 × {mhz:,.0f} MHz × 每周期 {per_cycle} 次运算（{name}）= {peak / 1e12:.2f} TFLOP/秒")
+def matmul_peak(device):
+    """(这台设备上大矩阵乘法实测的最快速度 FLOP/秒, 说明)：拿它当“峰值”。
+    按说明书算（核数 × 时钟 × 每周期运算数）会错：同是 AVX512-BF16，AMD Zen 4 每周期一条 512 位的 bf16 点积，
+    Zen 5 两条；虚拟机里读到的是标称时钟，没有睿频。实测的就是这台机器此刻做得到的。"""
+    n = 8192 if device == "cuda" else 2048  # GPU 要大矩阵才跑得满；CPU 上 2048 已经够（再大反而慢一点）
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16) if bf16_supported(device) else (torch.float32,):
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+        a @ b  # 预热
+        times = []
+        for _ in range(5):
+            synchronize(device)
+            start = time.perf_counter()
+            a @ b
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+        rates[str(dtype).removeprefix("torch.")] = 2 * n ** 3 / min(times)
+    best = max(rates, key=rates.get)
+    said = "、".join(f"{name} {rate / 1e12:.2f}" for name, rate in rates.items())
+    return rates[best], (f"本机 {n}×{n} 矩阵乘法实测最快的那种（{said} TFLOP/秒，"
+                         f"{torch.get_num_threads() if device == 'cpu' else 1} 个{'线程' if device == 'cpu' else ' GPU'}）"
+                         f"= {rates[best] / 1e12:.2f} TFLOP/秒")
 
 
 def flop_per_token(model, size):
@@ -188,7 +189,7 @@ def compare(tags, found, device, seconds, warmup, rounds, sizes):
     轮流量，机器忙闲的变化对每个版本都一样；比值比单独的字/秒可靠。返回报告的几行。"""
     modules = {tag: load(found[tag]) for tag in tags}
     precisions = ["float32", "bfloat16"] if bf16_supported(device) else ["float32"]
-    peak, how = cpu_peak() if device == "cpu" else (None, "GPU 上不算峰值")
+    peak, how = matmul_peak(device)
     text = [(f"每个版本、每种精度每轮先跑 {warmup} 步预热，再计时约 {seconds:g} 秒；{rounds} 轮轮流量，取中位数。不编译；"
              "v14 起用融合 AdamW，v13 用普通 AdamW，v21 起裁剪梯度，v22 起 Muon + AdamW（都和脚本一样）。数据是随机的字（速度和内容无关），词表 6,104（ci.txt）。"),
             (f"“--dtype=auto”一列是脚本开训前会选的那种：float32 优先，bf16 要快过 {AUTO_MARGIN} 倍才用"

@@ -21,3 +21,5 @@ def test_each_version_trains_with_its_own_optimizer_and_its_share_is_reported(mo
     column = header.split(" | ").index("优化器占一步")
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in text if line.startswith("| v")}
     assert set(rows) == {"v14", "v22"} and all(row[column].endswith("%") for row in rows.values())
+    peak = header.split(" | ").index("峰值占比")  # 峰值是开头实测的大矩阵乘法速度：每行都有占比
+    assert any("矩阵乘法实测" in line for line in text) and all("TFLOP/秒" in row[peak] for row in rows.values())
