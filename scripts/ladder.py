@@ -285,8 +285,11 @@ def provenance(report):
     for i in report["runs_used"]:
         run = report["runs"][i]
         tags = [r["version"] for r in report["results"] if r["run"] == i]
-        lines.append(f"- 第 {i + 1} 次（{tags[0]}–{tags[-1]}）：`{run['command']}`；{run['machine']}；{run['date']}，"
+        which = tags[0] if len(tags) == 1 else f"{tags[0]}–{tags[-1]}"
+        lines.append(f"- 第 {i + 1} 次（{which}）：`{run['command']}`；{run['machine']}；{run['date']}，"
                      f"用时 {fmt_seconds(run['total_seconds'])}")
+    if len(report["runs_used"]) > 1:  # 损失每次都一样（CPU 上 float32 逐位可重复），速度不是
+        lines.append("- 训练速度和用时只在同一次的版本之间比：每次机器的忙闲不同，中间代码也可能改快了。")
     return [*lines, "- v0 的数数来自最后一次。\n"]
 
 

@@ -129,6 +129,7 @@ def test_merge_replaces_only_the_versions_run_again(tmp_path):
     lines = provenance(report)
     assert lines[0].startswith("- 第 1 次（v1–v10）：`python scripts/ladder.py --same`；甲机器；2026-11-28")
     assert lines[1].startswith("- 第 2 次（v2–v19）：`python scripts/ladder.py --same --merge --only v2,v19`")
+    assert "只在同一次的版本之间比" in lines[2]  # 两次的速度放在一张表里，要说清楚不能跨次比
 
 
 def test_same_configuration_takes_new_hyperparameters_from_each_versions_own_cpu_command():
