@@ -18,7 +18,7 @@
   python 本文件                          训练，然后从 --prompts 的开头写词
   python 本文件 --help                   列出所有超参数和默认值
   python 本文件 --sample --interactive   不训练：用存好的检查点写词，自己输入开头
-  CPU 上用缩小的配置（README 里 v11 的 CPU 命令，再加上 --min_lr=6e-4：学习率降到 6e-3 的十分之一；本机 2 核 3 分 56 秒）：
+  CPU 上用缩小的配置（README 里 v11 的 CPU 命令，再加上 --min_lr=6e-4：学习率降到 6e-3 的十分之一；本机 2 核 3 分 41 秒）：
   python babygpt_v22_muon.py --batch_size=16 --block_size=64 --n_embed=64 --n_layer=3 --n_head=4 --dropout=0 --learning_rate=6e-3 --min_lr=6e-4 --max_iters=5000 --eval_interval=500 --eval_iters=20
 
 和上一版比较
@@ -28,8 +28,9 @@
   同一配置 3000 步：验证损失 4.598（v21）-> 4.569（v22），-0.028；合律 0% -> 1%，句子分 18% -> 28%（温度 0.8：15% -> 30%）。
   命令：python scripts/ladder.py --same --merge --only v14,v15,v16,v17,v18,v19,v20,v21,v22 --set dtype=float32
   正交化在 bf16 里迭代（Intel 机器上的一次）和在 float32 里迭代（本机，--dtype=float32 时），3000 步的验证损失都是 4.5694。
-  代价是速度：形状一样的矩阵叠起来一起正交化以后，CPU 命令（float32）上 v22 是 v14 的 0.94×（一个一个算时 0.78×），
-  优化器占一步的 8%；128 宽（bf16）时 0.77×，优化器占 17%：那是 Newton–Schulz 本身的运算量（docs/speed_muon.md）。
+  代价是速度：形状一样的矩阵叠起来一起正交化、每轮的乘加用 baddbmm 以后，CPU 命令（float32）上 v22 是 v14 的 0.91×
+  （一个一个算时 0.77×），优化器占一步的 7%；128 宽（bf16）时 0.81×（0.63×），优化器占 14%：剩下的多是 Newton–Schulz
+  本身的运算量，还有 v16–v21 的小运算（docs/speed_muon.md、README 的“Muon 的代价”）。
   一块 H200 上完整配置每秒约 30 万字，只有 v14 的五分之一（docs/gpu_runs/，一个一个算的时候量的）。
 """
 

@@ -153,8 +153,8 @@ def bf16_supported(device):
 
 def matmul_peak(device):
     """(这台设备上大矩阵乘法实测的最快速度 FLOP/秒, 说明)：拿它当“峰值”。
-    按说明书算（核数 × 时钟 × 每周期运算数）会错：同是 AVX512-BF16，AMD Zen 4 每周期一条 512 位的 bf16 点积，
-    Zen 5 两条；虚拟机里读到的是标称时钟，没有睿频。实测的就是这台机器此刻做得到的。"""
+    按说明书算（核数 × 时钟 × 每周期运算数）会错：同是 AVX512-BF16，AMD Zen 4 把 512 位的指令拆成两个 256 位来做，
+    Zen 5（服务器版）是真的 512 位，每周期多算一倍；虚拟机里读到的是标称时钟，没有睿频。实测的就是这台机器此刻做得到的。"""
     n = 8192 if device == "cuda" else 2048  # GPU 要大矩阵才跑得满；CPU 上 2048 已经够（再大反而慢一点）
     rates = {}
     for dtype in (torch.float32, torch.bfloat16) if bf16_supported(device) else (torch.float32,):
