@@ -177,10 +177,10 @@ def matmul_peak(device):
 
 def flop_per_token(model, size):
     """训练一个字要多少次浮点运算：6N + 12·L·T·C（Kaplan 等 2020、PaLM 附录 B 的估计）。
-    N 是做矩阵乘法的参数（不算嵌入表：查表不是乘法；算输出层）；6 = 前向 2 + 反向 4；
+    N 是做矩阵乘法的参数：所有 nn.Linear 的权重和偏置（不算嵌入表：查表不是乘法；算输出层，
+    v23 起输出层和嵌入表共用一张表，model.parameters() 只数一次，这里照样算进输出层）；6 = 前向 2 + 反向 4；
     12·L·T·C 是注意力里 q·k 和 权重·v 两个乘法（L 层，T = block_size，C = n_embed），不按因果遮掩减半。"""
-    embeddings = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
-    matmul_parameters = sum(p.numel() for p in model.parameters()) - embeddings
+    matmul_parameters = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters())
     return 6 * matmul_parameters + 12 * size["n_layer"] * size["block_size"] * size["n_embed"]
 
 

@@ -23,3 +23,15 @@ def test_each_version_trains_with_its_own_optimizer_and_its_share_is_reported(mo
     assert set(rows) == {"v14", "v22"} and all(row[column].endswith("%") for row in rows.values())
     peak = header.split(" | ").index("峰值占比")  # 峰值是开头实测的大矩阵乘法速度：每行都有占比
     assert any("矩阵乘法实测" in line for line in text) and all("TFLOP/秒" in row[peak] for row in rows.values())
+
+
+@pytest.mark.skipif(version(23) is None, reason="v23 还没有")
+def test_flop_count_keeps_the_output_layer_when_it_shares_the_embedding_table():
+    """v23 的输出层和嵌入表共用一张表：参数少了一张表，可每个字的运算量一点没少，和 v22 一样。"""
+    size = bench.SIZES["CPU 命令"][0]
+    flop = {}
+    for v in (22, 23):
+        module = load(version(v))
+        vars(module).update(size)
+        flop[v] = bench.flop_per_token(module.BabyGPT(bench.VOCAB_SIZE), size)
+    assert flop[22] == flop[23]
