@@ -194,7 +194,7 @@ def compare(tags, found, device, seconds, warmup, rounds, sizes):
              "v14 起用融合 AdamW，v13 用普通 AdamW，v21 起裁剪梯度，v22 起 Muon + AdamW（都和脚本一样）。数据是随机的字（速度和内容无关），词表 6,104（ci.txt）。"),
             (f"“--dtype=auto”一列是脚本开训前会选的那种：float32 优先，bf16 要快过 {AUTO_MARGIN} 倍才用"
              "（v14 起；v13 只有 float32）。"),
-            (f"峰值：{how}。每字运算量 = 6N + 12·L·T·C（N：不算嵌入表的参数），"
+            (f"峰值：{how}。每字运算量 = 6N + 12·L·T·C（N：各个 nn.Linear 的参数，算输出层、不算嵌入表），"
              "“峰值占比” = 字/秒 × 每字运算量 ÷ 峰值（用 auto 那一列）。\n")]
     for name in sizes:
         size = SIZES[name][0]
