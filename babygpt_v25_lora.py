@@ -544,7 +544,7 @@ def train(args, device, rank, world_size):
     newline, train_data = tokenizer.stoi["\n"], splits["train"].cpu()  # 词和词之间空一行：空行后面就是一首词的开头
     starts = ((train_data[:-2] == newline) & (train_data[1:-1] == newline)).nonzero().flatten() + 2
     starts = starts[starts < len(train_data) - block_size]  # 每首词开头的位置
-    print(f"语料 {len(text):,} 字，词表 {tokenizer.vocab_size:,} 字；要训练的模型参数 {sum(p.numel() for p in model.parameters()):,} 个")
+    print(f"语料 {sum(len(d) for d in splits.values()):,} 字，词表 {tokenizer.vocab_size:,} 字；要训练的模型参数 {sum(p.numel() for p in model.parameters()):,} 个")
     step = load_checkpoint(args, model, optimizer, tokenizer) if args.resume else 0
     torch.backends.cuda.matmul.allow_tf32 = True  # 快：GPU 上 float32 矩阵乘法用 TF32
     # 老 PyTorch 在 MPS 上连 enabled=False 的 autocast 都建不了：float32 时不建 autocast

@@ -50,6 +50,10 @@ def test_finetune_starts_from_the_base_and_records_it(base, small_corpus, tmp_pa
     r = in_process(V24, *args)
     assert r.returncode == 0, r.stderr
     assert "微调：从" in r.stdout and "柳永 的 171 首词训练，留出的 18 首验证" in r.stdout
+    text = small_corpus.read_text(encoding="utf-8")
+    mine = sum(len(piece) for piece in text.split("\n\n") if style.author(piece) == "柳永")
+    size = int(r.stdout.split("语料 ")[1].split(" 字")[0].replace(",", ""))
+    assert mine * 0.9 < size < mine * 1.1 < len(text)  # 说的是他的词有多少字，不是整个语料
     assert [s for s, _, _ in steps(r.stdout)] == [0, 3, 6]
     state = torch.load(tmp_path / f"{V24.stem}.pt", weights_only=True)
     assert state["hyperparameters"]["init_from"] == str(base) and state["hyperparameters"]["poet"] == "柳永"
