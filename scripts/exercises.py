@@ -2,7 +2,7 @@
 
   python scripts/exercises.py --list            # 列出所有练习和运行（编号、标题、命令）
   python scripts/exercises.py --only 3.2        # 只跑 3.2（可以逗号分隔几个），重写 docs/exercises/3.2.txt
-  python scripts/exercises.py                   # 跑所有还没有记录的（已经有记录的跳过：可以分几次跑完）
+  python scripts/exercises.py                   # 跑所有还没有记录的、命令改了的（其余跳过：可以分几次跑完）
   python scripts/exercises.py --chapter 3       # 只跑第 3 章还没有记录的
   python scripts/exercises.py --force           # 全部重跑（代码改了以后，答案要重新量）
 
@@ -51,6 +51,19 @@ def registry(folder=FOLDER):
 
 def record_path(run_id, folder=FOLDER):
     return folder / f"{run_id}.txt"
+
+
+def recorded_commands(run_id, folder=FOLDER):
+    """记录里跑过的命令（“$ ”开头的行）；没有记录是 None。"""
+    path = record_path(run_id, folder)
+    if not path.exists():
+        return None
+    return [line[2:] for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("$ ")]
+
+
+def is_current(run, folder=FOLDER):
+    """有记录，而且记录里的命令就是现在登记的命令（命令改了，答案就要重新量）。"""
+    return recorded_commands(run["id"], folder) == list(run["commands"])
 
 
 def argv(command):
@@ -115,12 +128,12 @@ def main():
         runs = [run for run in runs if run["id"].split(".")[0] == str(args.chapter)]
     if args.list:
         for run in runs:
-            done = "有记录" if record_path(run["id"]).exists() else "还没跑"
+            done = "有记录" if is_current(run) else "还没跑（或命令改了）"
             print(f"{run['id']:>6}  {run['title']}（{done}）")
             for command in run["commands"]:
                 print(f"        {command}")
         return
-    todo = [run for run in runs if args.only or args.force or not record_path(run["id"]).exists()]
+    todo = [run for run in runs if args.only or args.force or not is_current(run)]
     print(f"要跑 {len(todo)} 个（{platform.python_version()}）；跑完一个就写一个记录，中途停下不丢已经跑完的")
     for run in todo:
         print(f"{run['id']} {run['title']} ...", flush=True)
