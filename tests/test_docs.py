@@ -106,7 +106,7 @@ def test_every_figure_in_an_answer_is_in_its_record(path):
 def test_quoted_output_and_code_are_really_there(page):
     text = page.read_text(encoding="utf-8")
     for kind, source, body in MARKED_BLOCK.findall(text):
-        target = (page.parent / source).resolve()
+        target = page.parent / source if kind == "输出" else ROOT / source  # 输出相对这一页，代码相对仓库
         assert target.exists(), f"{page.name}：{source} 不存在"
         have = {line.strip() for line in target.read_text(encoding="utf-8").splitlines()}
         missing = [line for line in body.splitlines()
