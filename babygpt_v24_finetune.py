@@ -361,37 +361,58 @@ def predicted_loss(params, tokens, unique):
     return LOSS_E + LOSS_A / params ** LOSS_ALPHA + LOSS_B / effective ** LOSS_BETA
 
 
+def pick_precision(seconds):  # 挑精度（v14 起在 train 里，这一版成了函数：--minutes 的规则也用它）。返回 (精度, 为什么)
+    if len(seconds) == 1:  # 只量了一种：就用它
+        return next(iter(seconds)), ""
+    # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
+    margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/dtype_noise.md）：差得少时两次会选得不一样
+    ratio = seconds["float32"] / seconds["bfloat16"]
+    precision = "bfloat16" if ratio > margin else "float32"
+    return precision, f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"
+
+
 def plan_budget(args, device, amps, vocab_size, unique):
     # --minutes：从小到大，每个候选大小真的训练几步量速度，换算成剩下的时间能看多少字，挑预测的验证损失最低的；
     # 再按这个字数定 max_iters（学习率计划跟着拉长）和评估间隔。命令行写明的超参数照用，不改。
     fixed = {"batch_size": 32, "block_size": 128, "eval_iters": 10, "learning_rate": 4e-3, "min_lr": 4e-4}
     deadline = STARTED + minutes * 60 * 0.95  # 留 5% 给存检查点、写词
-    best = None
+    measured = []  # 量过的大小：(每步秒数, 11 次评估的秒数, 量它用的秒数, 块里的参数, 精度, 超参数)
+
+    def steps_left(size):  # 按现在剩下的时间能训练几步：评估 11 次（开头和每十分之一），训练前再量一次（announce_time）
+        return int((deadline - time.time() - size[1] - size[2]) / size[0])
+
+    def loss(size):  # 预测的验证损失；训练不了 10 步的不算
+        steps = steps_left(size)
+        return predicted_loss(size[3], steps * batch_size * block_size, unique) if steps >= 10 else math.inf
+
     with torch.random.fork_rng(devices=[]):  # 量速度用的随机数不算：和直接写明挑中的大小，训练结果一样
         for size in SIZES:
+            # 大一号的量起来更久（算它要上一个的两倍）：量完要用掉两成以上的分钟就不量了。机器忙、分钟少时量的时间最不值
+            if measured and time.time() + 2 * measured[-1][2] > STARTED + minutes * 60 * 0.2:
+                break
             settings = {**fixed, **dict(zip(("n_embed", "n_layer", "n_head", "n_kv_head"), size))}
             settings["dropout"] = 0.1 if size[0] >= 256 else 0.0  # 256 宽起的会背，用 dropout（量速度前就得定：开着它每步慢一成）
             globals().update({name: value for name, value in settings.items() if name not in args.given})
             model, began = BabyGPT(vocab_size).to(device), time.time()
             seconds, evals = measure_time(model, make_optimizer(model, device), 0, device, amps)  # 每种精度都量（见脚手架）
+            name = pick_precision(seconds)[0]  # 和训练前挑精度同一个规则：bf16 要快过 1.5 倍才用
             params = sum(p.numel() for name, p in model.named_parameters() if name.startswith("blocks."))
-            for name in amps:
-                steps = int((deadline - time.time() - 11 * evals[name]) / seconds[name])  # 评估 11 次：开头和每十分之一
-                loss = predicted_loss(params, steps * batch_size * block_size, unique) if steps > 0 else math.inf
-                if best is None or loss < best[0]:
-                    best = (loss, seconds[name], evals[name] * 11 + time.time() - began, params, name, settings)
-            if best[-1] is not settings:  # 大一号的预测反而更差：再大的只会更差，不用再量
+            measured.append((seconds[name], evals[name] * 11, time.time() - began, params, name, settings))
+            if min(measured, key=loss) is not measured[-1]:  # 大一号的预测反而更差：再大的只会更差，不用再量
                 break
-    loss, step_seconds, overhead, params, name, settings = best  # overhead：11 次评估，加上训练前再量一次（announce_time）
-    steps = int((deadline - time.time() - overhead) / step_seconds)  # 量完了，按剩下的时间定步数
-    if steps < 10:
-        fail(f"--minutes={minutes:g} 太短：最小的模型在这台机器上也训练不了 10 步")
-    tokens = steps * settings["batch_size"] * settings["block_size"]
+    best = min(measured, key=loss)  # 按量完以后剩下的时间再比一次；都训练不了 10 步时是最小的那个
+    step_seconds, evals, took, params, name, settings = best
+    steps = steps_left(best)
+    if steps < 10:  # 说清楚要几分钟才够：已经用掉的，加上最小的模型评估、再量一次、训练 10 步（这台机器现在这么忙时）
+        need = (time.time() - STARTED + evals + took + 10 * step_seconds) / 0.95 / 60
+        fail(f"--minutes={minutes:g} 太短：这台机器现在连最小的模型也训练不了 10 步，至少要 --minutes={math.ceil(need * 10) / 10:g}")
     settings.update(max_iters=steps, eval_interval=max(1, steps // 10), warmup_iters=max(1, steps // 30), dtype=name)
     globals().update({k: v for k, v in settings.items() if k not in args.given})
+    tokens = max_iters * batch_size * block_size  # 真正训练的字数：命令行写明的 batch_size、block_size、max_iters 照用
     print(f"--minutes={minutes:g}：选 n_embed={n_embed}、n_layer={n_layer}（块里 {params:,} 个参数），{dtype} 实测"
           f" {batch_size * block_size / step_seconds:,.0f} 字/秒，{max_iters} 步看 {tokens / 1e6:.1f}M 字（每个参数"
-          f" {tokens / params:.1f} 字，训练集 {tokens / unique:.1f} 遍，dropout {dropout}），预测验证损失 {loss:.2f}")
+          f" {tokens / params:.1f} 字，训练集 {tokens / unique:.1f} 遍，dropout {dropout}），"
+          f"预测验证损失 {predicted_loss(params, tokens, unique):.2f}")
     return {dtype: amps[dtype]}
 
 
@@ -516,12 +537,8 @@ def train(args, device, rank, world_size):
         fail(f"--compile={compile} 不对：只能是 auto、0 或 1")
     use_compile = compile == "1" or (compile == "auto" and device == "cuda")
     measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
-    precision, why = next(iter(seconds)), "：续训，用检查点训练时的精度" if args.resume and dtype == "auto" else ""  # 只量了一种：就用它
-    if len(seconds) == 2:  # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/dtype_noise.md）：差得少时两次会选得不一样
-        ratio = seconds["float32"] / seconds["bfloat16"]
-        precision = "bfloat16" if ratio > margin else "float32"
-        why = f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"
+    precision, why = pick_precision(seconds)  # 第 23 版：和 --minutes 的规则同一个函数
+    why = "：续训，用检查点训练时的精度" if args.resume and dtype == "auto" else why
     globals()["dtype"] = precision  # 检查点里记下真正用的精度：--resume 接着用它，续训才和一口气训完一样
     print(f"加速：精度 {precision}（实测 {measured}{why}），torch.compile {'开' if use_compile else '关'}")
     amp = amps[precision]

@@ -3,6 +3,7 @@
 import json
 import re
 import time
+import types
 
 import budget_sweep
 import pytest
@@ -49,7 +50,10 @@ def test_the_rule_picks_the_size_with_the_lowest_predicted_loss(minutes, monkeyp
     assert steps - slack <= max_iters <= steps + slack
     assert eval_interval == max(1, max_iters // 10) and module.batch_size == 32
     assert calls == [s[0] for s in module.SIZES[:module.SIZES.index(size) + 2]][:len(module.SIZES)]  # 大一号就停
-    assert f"预测验证损失 {loss:.2f}" in capsys.readouterr().out
+    out = capsys.readouterr().out  # 说的是真正要训练的步数的预测（不是量的时候算的）
+    params = int(re.search(r"块里 ([\d,]+) 个参数", out)[1].replace(",", ""))
+    assert f"{max_iters} 步" in out and f"预测验证损失 {module.predicted_loss(params, max_iters * 32 * 128, 10_000_000):.2f}" in out
+    assert abs(module.predicted_loss(params, max_iters * 32 * 128, 10_000_000) - loss) < 0.05
 
 
 def test_more_minutes_pick_a_bigger_model_and_an_explicit_flag_wins(monkeypatch):
@@ -86,6 +90,91 @@ def test_too_few_minutes_is_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         module.plan_budget(type("Args", (), {"given": set()})(), "cpu", {"float32": None}, 100, 1000)
     assert "太短" in capsys.readouterr().err
+
+
+def test_the_plan_tells_the_tokens_actually_trained(monkeypatch, capsys):
+    """命令行写明了 batch_size、block_size：说出的字数、每个参数几个字、训练集几遍都按写明的算，不按规则的 32 × 128。"""
+    module = load(V23)
+    monkeypatch.setattr(module, "measure_time", fake_timing(module, []))
+    monkeypatch.setattr(module, "STARTED", time.time())
+    module.minutes, module.batch_size, module.block_size = 3.0, 8, 16
+    module.plan_budget(type("Args", (), {"given": {"batch_size", "block_size"}})(), "cpu", {"float32": None}, 100,
+                       100_000)
+    out = capsys.readouterr().out
+    assert module.batch_size == 8 and module.block_size == 16
+    params = int(re.search(r"块里 ([\d,]+) 个参数", out)[1].replace(",", ""))
+    tokens = module.max_iters * 8 * 16
+    assert (f"{module.max_iters} 步看 {tokens / 1e6:.1f}M 字（每个参数 {tokens / params:.1f} 字，"
+            f"训练集 {tokens / 100_000:.1f} 遍") in out, out
+
+
+@pytest.mark.parametrize("ratio, expected", [(1.2, "float32"), (2.0, "bfloat16")])
+def test_the_rule_takes_bf16_only_when_training_would(ratio, expected, monkeypatch, capsys):
+    """规则和训练前挑精度用同一个函数：bf16 只快 1.2 倍时用 float32（步数按 float32 的速度定），快 2 倍才用 bf16。"""
+    module = load(V23)
+
+    def measure_time(model, optimizer, step, device, precisions):
+        step = module.n_embed / 1000
+        return {"float32": step, "bfloat16": step / ratio}, {"float32": step * 10, "bfloat16": step * 10 / ratio}
+    monkeypatch.setattr(module, "measure_time", measure_time)
+    monkeypatch.setattr(module, "STARTED", time.time())
+    module.minutes = 3.0
+    amps = module.plan_budget(type("Args", (), {"given": set()})(), "cpu", {"float32": "f", "bfloat16": "b"}, 100,
+                              10_000_000)
+    assert list(amps) == [expected] and module.dtype == expected
+    assert module.pick_precision({"float32": ratio, "bfloat16": 1.0})[0] == expected
+    speed = 32 * 128 / (module.n_embed / 1000 / (ratio if expected == "bfloat16" else 1))
+    assert f"{expected} 实测 {speed:,.0f} 字/秒" in capsys.readouterr().out
+
+
+def slow_machine(module, monkeypatch, seconds_per_width):
+    """一台很忙的机器（假的钟，不真的等）：量一个大小要 n_embed × seconds_per_width 秒，一步 n_embed 毫秒，
+    评估一次 10 步那么久。返回量过的宽度和钟。"""
+    clock, calls = [1000.0], []
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(module, "STARTED", clock[0])
+
+    def measure_time(model, optimizer, step, device, precisions):
+        calls.append(module.n_embed)
+        clock[0] += module.n_embed * seconds_per_width
+        return {name: module.n_embed / 1000 for name in precisions}, {name: module.n_embed / 100 for name in precisions}
+    monkeypatch.setattr(module, "measure_time", measure_time)
+    return calls, clock
+
+
+def test_a_short_budget_on_a_busy_machine_still_trains_the_smallest(monkeypatch):
+    """--minutes=1，量一个大小要 6 秒（64 宽）、大的更久：量完最小的就不再量（再量就用掉两成以上的分钟），训练最小的。"""
+    module = load(V23)
+    calls, clock = slow_machine(module, monkeypatch, 6 / 64)
+    module.minutes = 1.0
+    module.plan_budget(type("Args", (), {"given": set()})(), "cpu", {"float32": None}, 100, 10_000_000)
+    assert calls == [64] and module.n_embed == 64 and module.max_iters >= 10
+    assert clock[0] - module.STARTED <= 0.2 * 60  # 量速度只用了不到两成的时间
+    steps = (0.95 * 60 - (clock[0] - module.STARTED) - 11 * 0.64 - 6) / 0.064  # 剩下的时间都拿来训练
+    assert steps - 1 <= module.max_iters <= steps
+
+
+def test_too_few_minutes_on_a_busy_machine_says_how_many_would_do(monkeypatch, capsys):
+    """量最小的就要 50 秒：1 分钟不够，一行说至少要几分钟；给它说的分钟数就能训练，少 0.1 分钟还不行。"""
+    args = type("Args", (), {"given": set()})()
+    module = load(V23)
+    slow_machine(module, monkeypatch, 50 / 64)
+    module.minutes = 1.0
+    with pytest.raises(SystemExit):
+        module.plan_budget(args, "cpu", {"float32": None}, 100, 10_000_000)
+    err = capsys.readouterr().err
+    need = float(re.search(r"至少要 --minutes=([\d.]+)", err)[1])
+    assert "太短" in err and len(err.strip().splitlines()) == 1 and need > 1
+    for minutes, works in ((need, True), (round(need - 0.1, 1), False)):
+        module = load(V23)
+        slow_machine(module, monkeypatch, 50 / 64)
+        module.minutes = minutes
+        if works:
+            module.plan_budget(args, "cpu", {"float32": None}, 100, 10_000_000)
+            assert module.n_embed == 64 and module.max_iters >= 10
+        else:
+            with pytest.raises(SystemExit):
+                module.plan_budget(args, "cpu", {"float32": None}, 100, 10_000_000)
 
 
 def test_a_minutes_run_ends_within_its_budget(small_corpus, tmp_path, monkeypatch):
