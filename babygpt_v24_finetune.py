@@ -510,7 +510,13 @@ def train(args, device, rank, world_size):
     amps = {name: torch.autocast(device, dtype=torch.bfloat16) if name == "bfloat16" else contextlib.nullcontext()
             for name in pick_dtype(device, args)}  # 快：bf16 混合精度（float32 时不建 autocast，见下）
     if minutes:  # 第 23 版：按分钟数挑大小、定步数
-        amps = plan_budget(args, device, amps, tokenizer.vocab_size, n)
+        if rank == 0:  # 只有 0 号进程量、挑：每个进程量得不一样，各挑各的，大小和步数就对不上了
+            amps = plan_budget(args, device, amps, tokenizer.vocab_size, n)
+        if world_size > 1:  # 其他进程照用 0 号进程挑的超参数和精度
+            plan = [{name: globals()[name] for name in HYPERPARAMETERS}]
+            dist.broadcast_object_list(plan, src=0)
+            globals().update(plan[0])
+            amps = {dtype: amps[dtype]}
     check_length(splits)
     # 评估每次都用同一组批次，前后的损失才能直接比较
     generator = torch.Generator().manual_seed(seed)

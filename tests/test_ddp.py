@@ -1,6 +1,7 @@
 """v15：torchrun 起两个进程（CPU 上用 gloo），和一个进程的同一条命令损失一样；每个进程最后的参数一样；
 只有 0 号进程存检查点、写词。"""
 
+import json
 import os
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from conftest import in_process, one_line_error, run_command, samples, steps, tiny_args, version
 
-V15 = version(15)
+V15, V23 = version(15), version(23)
 pytestmark = pytest.mark.skipif(V15 is None, reason="v15 还没有")
 HELPER = """
 import os, sys, torch
@@ -26,10 +27,30 @@ v15.main()
 """
 
 
-def torchrun(*args, processes=2):
+PLAN_HELPER = """
+import json, os, sys
+sys.path.insert(0, {scripts!r})
+from versions import load
+v23 = load({script!r})
+sys.argv = [{script!r}, *{args!r}]
+v23.SIZES = ((16, 1, 2, 1), (32, 2, 2, 1))
+rank, calls = int(os.environ["RANK"]), []
+def measure_time(model, optimizer, step, device, precisions):  # 假的计时：1 号进程量得慢一倍，各挑各的话步数就对不上
+    calls.append(v23.n_embed)
+    step = v23.n_embed / 80 * (1 + rank)
+    return {{name: step for name in precisions}}, {{name: step / 10 for name in precisions}}
+v23.measure_time = measure_time
+v23.main()
+chosen = {{name: getattr(v23, name) for name in ("n_embed", "n_layer", "max_iters", "eval_interval", "dtype")}}
+with open(os.path.join({ranks!r}, f"rank{{rank}}.json"), "w") as f:
+    json.dump({{**chosen, "calls": calls}}, f)
+"""
+
+
+def torchrun(*args, processes=2, timeout=180):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}  # 两个进程各用一个线程，不抢核
     return run_command([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-                        *args], env=env)
+                        *args], env=env, timeout=timeout)
 
 
 def tiny(**overrides):
@@ -69,3 +90,21 @@ def test_batch_must_split_evenly(small_corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)
     r = in_process(V15, *tiny_args(V15, batch_size=5), f"--data={small_corpus}", f"--out_dir={tmp_path}")
     one_line_error(r, 1, "--batch_size=5 要能被进程数 2 整除")
+
+
+@pytest.mark.skipif(V23 is None, reason="v23 还没有")
+def test_minutes_under_torchrun_every_process_trains_the_plan_of_process_0(small_corpus, tmp_path):
+    """v23 --minutes 用 torchrun 两个进程：只有 0 号进程量速度、挑大小和步数，1 号进程（量得慢一倍）照用它挑的。
+    各挑各的话，两个进程的步数不一样，训练会卡住（这里 60 秒就算失败）。"""
+    (tmp_path / "ranks").mkdir()
+    args = ["--minutes=0.3", "--device=cpu", "--dtype=float32", "--batch_size=8", "--block_size=16", "--eval_iters=1",
+            "--max_new_tokens=8", f"--data={small_corpus}", f"--out_dir={tmp_path / 'out'}"]
+    helper = tmp_path / "helper.py"
+    helper.write_text(PLAN_HELPER.format(scripts=str(V23.parent / "scripts"), script=str(V23), args=args,
+                                         ranks=str(tmp_path / "ranks")), encoding="utf-8")
+    r = torchrun(helper, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    zero, one = (json.loads((tmp_path / "ranks" / f"rank{i}.json").read_text(encoding="utf-8")) for i in (0, 1))
+    assert zero.pop("calls")[:-1] and one.pop("calls") == [one["n_embed"]]  # 1 号进程只量了训练前的那一次
+    assert zero == one and zero["max_iters"] >= 10
+    assert f"step {zero['max_iters']:>5}/{zero['max_iters']}" in r.stdout
