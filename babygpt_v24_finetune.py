@@ -527,7 +527,8 @@ def train(args, device, rank, world_size):
     if init_from:  # 基础模型的权重：从它学会的一切出发（优化器从头来）
         load_weights(model, base, f"基础模型 {init_from}")
     optimizer = make_optimizer(model, device)
-    newline, train_data = tokenizer.stoi["\n"], splits["train"].cpu()  # 词和词之间空一行：空行后面就是一首词的开头
+    # 词和词之间空一行：空行后面就是一首词的开头。语料里没有换行时用 -1（哪个字也不是）：没有开头可切，照常训练
+    newline, train_data = tokenizer.stoi.get("\n", -1), splits["train"].cpu()
     starts = ((train_data[:-2] == newline) & (train_data[1:-1] == newline)).nonzero().flatten() + 2
     starts = starts[starts < len(train_data) - block_size]  # 每首词开头的位置
     print(f"语料 {sum(len(d) for d in splits.values()):,} 字，词表 {tokenizer.vocab_size:,} 字；模型参数 {sum(p.numel() for p in model.parameters()):,} 个")

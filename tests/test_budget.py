@@ -8,7 +8,8 @@ import types
 import budget_sweep
 import pytest
 import torch
-from conftest import in_process, load, tiny_args, version
+from conftest import VERSIONS, in_process, load, tiny_args, version
+from versions import number
 
 V23 = version(23)
 pytestmark = pytest.mark.skipif(V23 is None, reason="v23 还没有")
@@ -175,6 +176,17 @@ def test_too_few_minutes_on_a_busy_machine_says_how_many_would_do(monkeypatch, c
         else:
             with pytest.raises(SystemExit):
                 module.plan_budget(args, "cpu", {"float32": None}, 100, 10_000_000)
+
+
+@pytest.mark.parametrize("script", [p for p in VERSIONS if number(p) >= 23], ids=lambda p: p.stem)
+def test_a_corpus_without_newlines_trains(script, small_corpus, tmp_path):
+    """语料里一个换行也没有：没有词的开头可切，照常训练（不是 KeyError 的 traceback）。"""
+    corpus = tmp_path / "one_line.txt"
+    corpus.write_text(small_corpus.read_text(encoding="utf-8").replace("\n", "")[:3000], encoding="utf-8")
+    r = in_process(script, *tiny_args(script, max_iters=2, eval_interval=2, eval_iters=1), f"--data={corpus}",
+                   f"--out_dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / f"{script.stem}.pt").exists() and "step     2/2" in r.stdout
 
 
 def test_a_minutes_run_ends_within_its_budget(small_corpus, tmp_path, monkeypatch):
