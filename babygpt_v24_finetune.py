@@ -427,14 +427,16 @@ def finetune_data(args, text):  # 返回 (基础模型的检查点, 它的分词
     authors = [piece.partition("\n")[0].rsplit(" ", 1)[-1] for piece in pieces]
     mine = [piece for piece, name in zip(pieces, authors, strict=True) if name == poet]
     if not mine:
-        most = sorted(set(authors) - {"无名氏"}, key=authors.count, reverse=True)[:10]
+        # dict.fromkeys：按第一次出现的顺序去重（set 的顺序每次运行都可能不同）；sorted 不打乱一样多的：先出现的在前
+        most = sorted(dict.fromkeys(a for a in authors if a != "无名氏"), key=authors.count, reverse=True)[:10]
         fail(f"语料里没有 {poet} 的词；首数最多的十位：{'、'.join(most)}")
     if len(mine) < 100:
         print(f"注意：{poet} 只有 {len(mine)} 首词：几十步就会背下来，写出的多半是照抄；验证集只有 {len(mine) // 10} 首，损失也不准")
     kept, held = [p for i, p in enumerate(mine, 1) if i % 10], mine[9::10]  # 第 10、20……首留出（和 scripts/style.py 一样）
     if "prompts" not in args.given:  # 从他最常用的三个词牌写，跟着他的名字（ci.txt 的标题行就是这样）
         tunes = [piece.partition("\n")[0].rsplit(" ", 1)[0] for piece in kept]
-        globals()["prompts"] = ",".join(f"{tune} {poet}" for tune in sorted(set(tunes), key=tunes.count, reverse=True)[:3])
+        favourite = sorted(dict.fromkeys(tunes), key=tunes.count, reverse=True)[:3]  # 一样多的：先出现的在前，每次都一样
+        globals()["prompts"] = ",".join(f"{tune} {poet}" for tune in favourite)
     tokenizer = Tokenizer("".join(base["vocab"]))
     known = lambda ps: [tokenizer.stoi[ch] for ch in "\n\n".join(ps) + "\n\n" if ch in tokenizer.stoi]  # 没见过的字跳过
     print(f"微调：从 {init_from} 出发，{poet} 的 {len(kept)} 首词训练，留出的 {len(held)} 首验证")
@@ -499,13 +501,14 @@ def start_ddp(device):
 
 def train(args, device, rank, world_size):
     text = read_text(args.data)
-    tokenizer = Tokenizer(text)
-    data = torch.tensor(tokenizer.encode(text), dtype=torch.long, device=device)
-    n = int(0.9 * len(data))  # 前 90% 训练，后 10% 验证
-    splits = {"train": data[:n], "val": data[n:]}
-    if init_from:  # 第 24 版：微调，换成基础模型的词表和这位词人的词
+    if init_from:  # 第 24 版：微调，用基础模型的词表和这位词人的词（整个语料不用编码）
         base, tokenizer, splits = finetune_data(args, text)
         splits, n = {name: d.to(device) for name, d in splits.items()}, len(splits["train"])
+    else:
+        tokenizer = Tokenizer(text)
+        data = torch.tensor(tokenizer.encode(text), dtype=torch.long, device=device)
+        n = int(0.9 * len(data))  # 前 90% 训练，后 10% 验证
+        splits = {"train": data[:n], "val": data[n:]}
     check_prompts(tokenizer, prompts.split(","))
     amps = {name: torch.autocast(device, dtype=torch.bfloat16) if name == "bfloat16" else contextlib.nullcontext()
             for name in pick_dtype(device, args)}  # 快：bf16 混合精度（float32 时不建 autocast，见下）
@@ -652,6 +655,8 @@ def main():
         torch.manual_seed(seed)  # 每个进程同一个种子：抽出同样的全局 batch，模型的初始参数也一样
         if args.sample:  # 不训练：读出存好的模型，直接写词
             model, tokenizer = load_for_writing(args, device)
+            if init_from and "prompts" not in args.given:  # 第 24 版：微调过的模型和训练完时一样，从他的词牌写（检查点里记着）
+                globals()["prompts"] = read_checkpoint(args, "")["hyperparameters"]["prompts"]
         else:
             if rank == 0:
                 start_wandb()  # 记录这次训练：超参数、每次评估的损失、写出的词

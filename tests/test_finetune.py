@@ -58,8 +58,44 @@ def test_finetune_starts_from_the_base_and_records_it(base, small_corpus, tmp_pa
     state = torch.load(tmp_path / f"{V24.stem}.pt", weights_only=True)
     assert state["hyperparameters"]["init_from"] == str(base) and state["hyperparameters"]["poet"] == "柳永"
     assert state["vocab"] == torch.load(base, weights_only=True)["vocab"]  # 词表来自基础模型
+    tunes = samples(r.stdout)  # 训练完从他最常用的三个词牌写；--sample 也从这三个写（检查点里记着）
+    assert len(tunes) == 3 and all(prompt.endswith(" 柳永") for prompt in tunes)
+    sample = in_process(V24, f"--out_dir={tmp_path}", "--sample", "--max_new_tokens=4")
+    assert sample.returncode == 0, sample.stderr
+    assert list(samples(sample.stdout)) == list(tunes)
     few = in_process(V24, *args, "--poet=李煜", "--max_iters=1")
     assert few.returncode == 0 and "注意：李煜 只有 41 首词" in few.stdout
+
+
+def test_finetune_step_0_is_the_base_model_and_never_encodes_the_whole_corpus(base, small_corpus, tmp_path,
+                                                                               monkeypatch):
+    """--max_iters=0：存下的就是第 0 步的模型，每个权重都和基础模型的一样（不读基础模型的权重就是随机的）。
+    微调只编码他的词：整个语料一次也不编码（编码的只有写词的开头）。"""
+    module = load(V24)
+    encoded = []
+    real = module.Tokenizer.encode
+    monkeypatch.setattr(module.Tokenizer, "encode", lambda self, s: encoded.append(len(s)) or real(self, s))
+    r = in_process(V24, *tiny_args(V24, max_iters=0), f"--data={small_corpus}", f"--out_dir={tmp_path}",
+                   f"--init_from={base}", "--poet=柳永", module=module)
+    assert r.returncode == 0, r.stderr
+    state, weights = torch.load(tmp_path / f"{V24.stem}.pt", weights_only=True), torch.load(base, weights_only=True)
+    assert state["step"] == 0 and state["model"].keys() == weights["model"].keys()
+    assert all(torch.equal(state["model"][name], weights["model"][name]) for name in weights["model"])
+    assert encoded and max(encoded) < 20  # 只有三个开头（“词牌 柳永”）
+
+
+def test_the_poets_tunes_are_ordered_by_count_then_by_first_appearance(base, capsys):
+    """一样多的词牌按在语料里第一次出现的顺序排：每次运行都一样（用 set 排的话，顺序随 PYTHONHASHSEED 变）。"""
+    tunes = ["丙调", "甲调", "丁调", "乙调", "戊调", "己调", "庚调", "辛调", "壬调"]
+    pieces = ["乙调 某乙\n往事。"] * 11 + [f"{tune} 某甲\n春江花月。" for tune in ["癸调", *tunes, "癸调"]]
+    module = load(V24)
+    vars(module).update(init_from=str(base), poet="某甲")
+    module.finetune_data(argparse.Namespace(given=set()), "\n\n".join(pieces) + "\n")
+    assert module.prompts == "癸调 某甲,丙调 某甲,甲调 某甲"  # 癸调两首在前；其余各一首：丙调、甲调先出现
+    vars(module).update(poet="某丙")
+    with pytest.raises(SystemExit):  # 词人也一样：都是 11 首，先出现的某乙在前
+        module.finetune_data(argparse.Namespace(given=set()), "\n\n".join(pieces) + "\n")
+    assert "首数最多的十位：某乙、某甲" in capsys.readouterr().err
 
 
 def test_unknown_poet_and_missing_base_are_one_line(base, small_corpus, tmp_path):
@@ -130,8 +166,8 @@ def test_lora_checkpoint_is_small_and_writes_resumes_and_needs_its_base(base, sm
 
     sample = in_process(V25, f"--out_dir={tmp_path}", "--sample", "--max_new_tokens=8")
     assert sample.returncode == 0, sample.stderr
-    written = samples(sample.stdout)  # 从只有 LoRA 的检查点写词（开头是写词的设置，不在检查点里：默认的两个）
-    assert "LoRA：r = 4" in sample.stdout and set(written) == {"春江", "往事"} and all(written.values())
+    written = samples(sample.stdout)  # 从只有 LoRA 的检查点写词：和训练完时一样，从他的三个词牌写
+    assert "LoRA：r = 4" in sample.stdout and list(written) == list(samples(straight.stdout)) and all(written.values())
 
     first = load(V25)  # 在第 3 步停下，再续训到第 6 步：和一口气训完一样
     monkeypatch.setattr(first, "Progress", stopping_at(first, 3))
