@@ -178,3 +178,42 @@ def test_lora_checkpoint_is_small_and_writes_resumes_and_needs_its_base(base, sm
 
     own_base.unlink()
     one_line_error(in_process(V25, f"--out_dir={tmp_path}", "--sample"), 1, "没有基础模型")
+
+
+@pytest.mark.skipif(V25 is None, reason="v25 还没有")
+def test_measuring_trains_a_copy_of_the_adapters_and_leaves_the_real_ones_alone(base, monkeypatch, capsys):
+    """measure_time 在模型的副本上训练几步：副本的钩子要连着副本的 A、B（不是原来的），原来的 A、B 和梯度一点不动。"""
+    module, _, model, _ = base_and_lora(base)
+    vars(module).update(batch_size=4, eval_iters=1, micro_batch_size=0)
+    optimizer = module.make_optimizer(model, "cpu")
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    copies = []
+    real = module.time_one_step
+
+    def time_one_step(copy, *args):
+        copies.append(copy)
+        return real(copy, *args)
+    monkeypatch.setattr(module, "time_one_step", time_one_step)
+    module.measure_time(model, optimizer, 0, "cpu", {"float32": module.contextlib.nullcontext()})
+    assert all(torch.equal(p, before[name]) and p.grad is None for name, p in model.named_parameters())
+    trained = copies[-1]
+    assert trained is not model and all(a.B.abs().sum() > 0 for a in trained.adapters)  # 副本的 A、B 真的在训练
+    linear = trained.blocks[0].attention.qkv
+    assert next(iter(linear._forward_hooks.values())).__self__ is trained.adapters[0]
+
+
+@pytest.mark.skipif(V25 is None, reason="v25 还没有")
+def test_lora_under_ddp_does_not_broadcast_the_frozen_base_every_step(base, small_corpus, tmp_path, monkeypatch):
+    """像 torchrun 起了两个进程（进程组、DDP 都是假的，只记下 DDP 的参数）：冻住的基础模型是 buffer，
+    各进程都一样、从来不变，DDP 不用每次前向都广播它（broadcast_buffers=False）。"""
+    module, made = load(V25), []
+    monkeypatch.setenv("RANK", "0")
+    for name, fake in {"init_process_group": lambda *a, **k: None, "get_world_size": lambda: 2, "get_rank": lambda: 0,
+                       "broadcast_object_list": lambda *a, **k: None, "all_reduce": lambda *a, **k: None,
+                       "barrier": lambda: None, "destroy_process_group": lambda: None}.items():
+        monkeypatch.setattr(torch.distributed, name, fake)
+    monkeypatch.setattr(module, "DDP", lambda model, **kwargs: made.append(kwargs) or model)
+    r = in_process(V25, *tiny_args(V25, max_iters=2, eval_interval=2, eval_iters=1), f"--data={small_corpus}",
+                   f"--out_dir={tmp_path}", f"--init_from={base}", "--poet=柳永", module=module)
+    assert r.returncode == 0, r.stderr
+    assert made == [{"broadcast_buffers": False}]
