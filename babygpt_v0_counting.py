@@ -1,4 +1,4 @@
-"""babygpt v0：语言模型就是数数（只用 Python 自带的东西，不用 PyTorch）
+"""babygpt v0：语言模型就是数数，只用 Python 自带的东西、不用 PyTorch（第 2 章）
 
 本版新内容
   数一数训练集（ci.txt 的前 90%）里每个字后面跟着什么字、各跟了几次，就得到一个二元模型（bigram）：
@@ -23,7 +23,7 @@
   让模型能看更多的字，才能比数数做得更好。
 
 实测
-  （见 README 的学习路线）
+  （见 README 的“怎样学”）
 """
 
 import argparse
@@ -112,13 +112,13 @@ def main():
 
 
 # ================ 脚手架：命令行、读文件（和其他版本一样的一行中文报错）================
-PARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and type(v) in (int, float, str)}
+PARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and not k.startswith("_") and type(v) in (int, float, str)}
 HERE = os.path.dirname(os.path.abspath(__file__))
 VOCAB_SIZE = 0
 
 
 def keep_printing():  # 控制台编码不了的字（GBK 里没有“・”）印成“?”，而不是让 print 报错、弄丢训练
-    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 README 的 Windows 一节
+    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 docs/01_setup.md 的常见问题
         if hasattr(stream, "reconfigure"):  # Jupyter 的输出流没有 reconfigure，它本来就是 UTF-8
             stream.reconfigure(errors="replace")
 

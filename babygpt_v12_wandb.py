@@ -1,4 +1,4 @@
-"""babygpt v12：实验记录（Weights & Biases）
+"""babygpt v12：实验记录，Weights & Biases（第 4 章）
 
 本版新内容
   和 v11 完全相同，只多了 wandb：把超参数、每次评估的损失、训练速度和写出的词
@@ -10,14 +10,14 @@
   python 本文件                          训练，然后从 --prompts 的开头写词
   python 本文件 --help                   列出所有超参数和默认值
   python 本文件 --sample --interactive   不训练：用存好的检查点写词，自己输入开头
-  CPU 上用缩小的配置（README 里的 CPU 命令，约 8 分钟）：
+  CPU 上用缩小的配置（第 4 章的 CPU 命令）：
   python babygpt_v12_wandb.py --batch_size=16 --block_size=64 --n_embed=64 --n_layer=3 --n_head=4 --dropout=0 --learning_rate=6e-3 --max_iters=5000 --eval_interval=500 --eval_iters=20
 
 和上一版比较
   diff -u babygpt_v11_hyper_params.py babygpt_v12_wandb.py
 
 实测
-  本机 2 核 CPU，缩小命令：5000 步，验证损失 4.60，用时 8 分 33 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），缩小命令：5000 步，验证损失 4.60，用时 8 分 33 秒（2026-11-28，scripts/ladder.py）
 """
 
 import argparse
@@ -317,14 +317,14 @@ def main():
 
 # ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================
 # 每个版本这部分一字不差，学模型时可以跳过。
-HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and type(v) in (int, float, str)}
+HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and not k.startswith("_") and type(v) in (int, float, str)}
 # 写词的超参数（从 seed 起）用 --sample 时可以随意改；前面的决定模型，来自检查点
 WRITING = list(HYPERPARAMETERS)[list(HYPERPARAMETERS).index("seed"):]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def keep_printing():  # 控制台编码不了的字（GBK 里没有“・”）印成“?”，而不是让 print 报错、弄丢训练
-    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 README 的 Windows 一节
+    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 docs/01_setup.md 的常见问题
         if hasattr(stream, "reconfigure"):  # Jupyter 的输出流没有 reconfigure，它本来就是 UTF-8
             stream.reconfigure(errors="replace")
 
@@ -382,7 +382,7 @@ def parse_args():
 def pick_device(asked):
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if asked and not available[asked]:
-        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 README 的“常见问题”）")
+        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 docs/01_setup.md 的“常见问题”）")
     device = asked or next(name for name in ("cuda", "mps", "cpu") if available[name])
     print(f"设备：{device}")
     return device

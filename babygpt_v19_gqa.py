@@ -1,4 +1,4 @@
-"""babygpt v19：GQA，分组查询注意力（从 GPT 到 LLaMA，第四步）
+"""babygpt v19：GQA，分组查询注意力（第 5 章：从 GPT 到 LLaMA，第四步）
 
 本版新内容
   新的超参数 n_kv_head：k 和 v 只有 n_kv_head 个头，每 n_head / n_kv_head 个 q 头组成一组，共用同一份 k、v
@@ -11,16 +11,16 @@
   python 本文件                          训练，然后从 --prompts 的开头写词
   python 本文件 --help                   列出所有超参数和默认值
   python 本文件 --sample --interactive   不训练：用存好的检查点写词，自己输入开头
-  CPU 上用缩小的配置（README 里的 CPU 命令，约 8 分钟）：
+  CPU 上用缩小的配置（第 4 章的 CPU 命令）：
   python babygpt_v19_gqa.py --batch_size=16 --block_size=64 --n_embed=64 --n_layer=3 --n_head=4 --dropout=0 --learning_rate=6e-3 --max_iters=5000 --eval_interval=500 --eval_iters=20
 
 和上一版比较
   diff -u babygpt_v18_swiglu.py babygpt_v19_gqa.py
 
 实测
-  同一配置（README 的 CPU 命令，4 个 q 头、n_kv_head=2，float32）3000 步：验证损失 4.657（v18）-> 4.677（v19），略差（+0.020）。
+  同一配置（第 4 章的 CPU 命令，4 个 q 头、n_kv_head=2，float32）3000 步：验证损失 4.657（v18）-> 4.677（v19），略差（+0.020）。
   v11 的完整大小写 200 个字：KV 缓存 4.50 MiB（n_kv_head=6）-> 1.50 MiB（n_kv_head=2），写的速度差不多
-  （这台 CPU 上 235 对 251 字/秒，一次测量）。见 README 的“从 GPT 到 LLaMA”和 docs/writing_cpu.md。
+  （这台 CPU 上 235 对 251 字/秒，一次测量）。见 docs/05_llama.md 和 docs/reports/writing_cpu.md。
 """
 
 import argparse
@@ -61,7 +61,7 @@ temperature = 1.0  # 温度：小于 1 更保守，大于 1 更放得开，0 = �
 top_k = 0  # 只在最可能的 k 个字里抽（0 = 不限）
 kv_cache = 1  # 写词时用 KV 缓存（0 = 不用，用来比较速度）
 dtype = "auto"  # 训练用的精度：float32、bfloat16，auto = 这台设备上实测最快的
-compile = "auto"  # torch.compile：1 = 编译，0 = 不编译，auto = 只在 CUDA 上编译（实测见 docs/speed.md）
+compile = "auto"  # torch.compile：1 = 编译，0 = 不编译，auto = 只在 CUDA 上编译（实测见 docs/reports/speed.md）
 micro_batch_size = 0  # 每个进程一次前向最多算几段（0 = 一次算完自己那份）；显存不够时改小，梯度累积
 prompts = "春江,往事"  # 用这些开头写词，逗号分隔
 wandb_mode = ""  # wandb 记录方式：online、offline 或 disabled；空着 = 登录过就在线，没登录就离线
@@ -276,7 +276,7 @@ def pick_dtype(device, args):  # 要比较的精度：只有一种就用它；�
         return [wanted]
     if device == "cuda":
         return ["bfloat16" if torch.cuda.is_bf16_supported() else "float32"]
-    # CPU：有 bf16 指令（AVX512-BF16、AMX）时两种都量：大模型 bf16 快得多，小模型、小词表时 float32 反而快（见 docs/speed.md）；
+    # CPU：有 bf16 指令（AVX512-BF16、AMX）时两种都量：大模型 bf16 快得多，小模型、小词表时 float32 反而快（见 docs/reports/speed.md）；
     # 没有时（只有 AVX2）bf16 慢得多，不用量；MPS 上没实测过 bf16，用 float32
     return ["float32", "bfloat16"] if device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else ["float32"]
 
@@ -343,7 +343,7 @@ def train(args, device, rank, world_size):
     measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
     precision, why = next(iter(seconds)), "：续训，用检查点训练时的精度" if args.resume and dtype == "auto" else ""  # 只量了一种：就用它
     if len(seconds) == 2:  # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/dtype_noise.md）：差得少时两次会选得不一样
+        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
         ratio = seconds["float32"] / seconds["bfloat16"]
         precision = "bfloat16" if ratio > margin else "float32"
         why = f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"
@@ -464,14 +464,14 @@ def main():
 
 # ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================
 # 每个版本这部分一字不差，学模型时可以跳过。
-HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and type(v) in (int, float, str)}
+HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and not k.startswith("_") and type(v) in (int, float, str)}
 # 写词的超参数（从 seed 起）用 --sample 时可以随意改；前面的决定模型，来自检查点
 WRITING = list(HYPERPARAMETERS)[list(HYPERPARAMETERS).index("seed"):]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def keep_printing():  # 控制台编码不了的字（GBK 里没有“・”）印成“?”，而不是让 print 报错、弄丢训练
-    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 README 的 Windows 一节
+    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 docs/01_setup.md 的常见问题
         if hasattr(stream, "reconfigure"):  # Jupyter 的输出流没有 reconfigure，它本来就是 UTF-8
             stream.reconfigure(errors="replace")
 
@@ -529,7 +529,7 @@ def parse_args():
 def pick_device(asked):
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if asked and not available[asked]:
-        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 README 的“常见问题”）")
+        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 docs/01_setup.md 的“常见问题”）")
     device = asked or next(name for name in ("cuda", "mps", "cpu") if available[name])
     print(f"设备：{device}")
     return device

@@ -1,4 +1,4 @@
-"""babygpt v24：让它像一位词人（微调，第五部分第一步）
+"""babygpt v24：微调，让它像一位词人（第 8 章：像一位词人，第一步）
 
 本版新内容
   --init_from=基础模型的检查点 --poet=辛弃疾：不从头训练，从一个训练好的模型接着训练（微调），只用这位词人的词。
@@ -26,7 +26,7 @@
 实测（本机 AMD EPYC，2 核，有 AVX512-BF16；上面的三条命令，辛弃疾）
   他留出词上的验证损失：微调前 3.535，第 75 步最低 3.478，300 步 3.518（训练损失 3.174 -> 2.568：在背）；用时 3 分 45 秒。
   第三把尺子：风格分 47%（基础模型，提示里写上他的名字）-> 89%；合律 67% -> 71%；连续 8 个字的照抄一段也没有。
-  分类器自己的天花板（他的留出词）只有 60%：微调后的模型比他本人还“像他”，见 README 的“第三把尺子和 v24”。
+  分类器自己的天花板（他的留出词）只有 60%：微调后的模型比他本人还“像他”，见 docs/08_finetune.md。
 """
 
 import argparse
@@ -75,7 +75,7 @@ temperature = 1.0  # 温度：小于 1 更保守，大于 1 更放得开，0 = �
 top_k = 0  # 只在最可能的 k 个字里抽（0 = 不限）
 kv_cache = 1  # 写词时用 KV 缓存（0 = 不用，用来比较速度）
 dtype = "auto"  # 训练用的精度：float32、bfloat16，auto = 这台设备上实测最快的
-compile = "auto"  # torch.compile：1 = 编译，0 = 不编译，auto = 只在 CUDA 上编译（实测见 docs/speed.md）
+compile = "auto"  # torch.compile：1 = 编译，0 = 不编译，auto = 只在 CUDA 上编译（实测见 docs/reports/speed.md）
 micro_batch_size = 0  # 每个进程一次前向最多算几段（0 = 一次算完自己那份）；显存不够时改小，梯度累积
 prompts = "春江,往事"  # 用这些开头写词，逗号分隔
 wandb_mode = ""  # wandb 记录方式：online、offline 或 disabled；空着 = 登录过就在线，没登录就离线
@@ -348,7 +348,7 @@ def make_optimizer(model, device):
 # ---------------- 第 23 版：有几分钟，就挑这几分钟里学得最好的大小 ----------------
 # 候选的大小 (n_embed, n_layer, n_head, n_kv_head)，都用 batch_size=32、block_size=128（一首词连词牌一般不到 128 字）
 SIZES = ((64, 3, 4, 2), (128, 4, 4, 2), (192, 4, 6, 2), (256, 4, 8, 2), (384, 6, 6, 2), (512, 8, 8, 2))
-# 损失模型 L(N, D) = E + A / N^α + B / D'^β（Chinchilla 的形式），常数是在 ci.txt 上拟合的（docs/budget.md）。
+# 损失模型 L(N, D) = E + A / N^α + B / D'^β（Chinchilla 的形式），常数是在 ci.txt 上拟合的（docs/reports/budget.md）。
 # N = 块里的参数个数（不算嵌入表），D' = 有效字数：训练集只有 U 个字，第二遍、第三遍看的字越来越不值钱（Muennighoff 等 2023）：
 # D' = U + U·R*·(1 − e^(−R/R*))，R = D/U − 1 是多看了几遍
 LOSS_E, LOSS_A, LOSS_ALPHA, LOSS_B, LOSS_BETA, REPEAT_DECAY = 2.80, 25.4, 0.25, 843, 0.45, 15
@@ -365,7 +365,7 @@ def pick_precision(seconds):  # 挑精度（v14 起在 train 里，这一版成�
     if len(seconds) == 1:  # 只量了一种：就用它
         return next(iter(seconds)), ""
     # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-    margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/dtype_noise.md）：差得少时两次会选得不一样
+    margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
     ratio = seconds["float32"] / seconds["bfloat16"]
     precision = "bfloat16" if ratio > margin else "float32"
     return precision, f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"
@@ -467,7 +467,7 @@ def pick_dtype(device, args):  # 要比较的精度：只有一种就用它；�
         return [wanted]
     if device == "cuda":
         return ["bfloat16" if torch.cuda.is_bf16_supported() else "float32"]
-    # CPU：有 bf16 指令（AVX512-BF16、AMX）时两种都量：大模型 bf16 快得多，小模型、小词表时 float32 反而快（见 docs/speed.md）；
+    # CPU：有 bf16 指令（AVX512-BF16、AMX）时两种都量：大模型 bf16 快得多，小模型、小词表时 float32 反而快（见 docs/reports/speed.md）；
     # 没有时（只有 AVX2）bf16 慢得多，不用量；MPS 上没实测过 bf16，用 float32
     return ["float32", "bfloat16"] if device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else ["float32"]
 
@@ -567,7 +567,7 @@ def train(args, device, rank, world_size):
                 print(f"{progress.line(step, losses)} | 学习率 {get_lr(step):.2e} | 梯度范数 {norm}", flush=True)
                 wandb.log({"train_loss": losses["train"], "val_loss": losses["val"], "tokens_per_sec": progress.speed,
                            "lr": get_lr(step), "grad_norm": None if grad_norm is None else grad_norm.item()}, step)
-                if minutes and 0 < step < max_iters:  # 每次评估都存检查点：看得到词的格律怎样一点点学出来（见 README）
+                if minutes and 0 < step < max_iters:  # 每次评估都存检查点：看得到词的格律怎样一点点学出来（见 docs/07_minutes.md）
                     save_checkpoint(args, model, optimizer, tokenizer, step)
             if world_size > 1:  # 谁按了 Ctrl-C，大家在同一步一起停（少了一个进程，其他的会一直等它）
                 stop = torch.tensor([float(progress.stopped)], device=device)
@@ -576,7 +576,7 @@ def train(args, device, rank, world_size):
             if step == max_iters or progress.stopped:
                 break
             offsets = torch.randint(len(splits["train"]) - block_size, (batch_size,))  # 全局的 batch：每个进程抽得一样
-            if piece_start and len(starts):  # 一部分段从一首词的开头切起：写词时也是从词牌那一行写起（见 docs/budget.md）
+            if piece_start and len(starts):  # 一部分段从一首词的开头切起：写词时也是从词牌那一行写起（见 docs/reports/budget.md）
                 chosen = torch.rand(batch_size) < piece_start
                 offsets[chosen] = starts[torch.randint(len(starts), (int(chosen.sum()),))]
             parts = offsets[rank * share:(rank + 1) * share].split(micro_batch_size or share)  # 我那一份，切成小批
@@ -680,14 +680,14 @@ def main():
 
 # ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================
 # 每个版本这部分一字不差，学模型时可以跳过。
-HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and type(v) in (int, float, str)}
+HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and not k.startswith("_") and type(v) in (int, float, str)}
 # 写词的超参数（从 seed 起）用 --sample 时可以随意改；前面的决定模型，来自检查点
 WRITING = list(HYPERPARAMETERS)[list(HYPERPARAMETERS).index("seed"):]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def keep_printing():  # 控制台编码不了的字（GBK 里没有“・”）印成“?”，而不是让 print 报错、弄丢训练
-    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 README 的 Windows 一节
+    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 docs/01_setup.md 的常见问题
         if hasattr(stream, "reconfigure"):  # Jupyter 的输出流没有 reconfigure，它本来就是 UTF-8
             stream.reconfigure(errors="replace")
 
@@ -745,7 +745,7 @@ def parse_args():
 def pick_device(asked):
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if asked and not available[asked]:
-        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 README 的“常见问题”）")
+        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 docs/01_setup.md 的“常见问题”）")
     device = asked or next(name for name in ("cuda", "mps", "cpu") if available[name])
     print(f"设备：{device}")
     return device

@@ -1,4 +1,4 @@
-"""babygpt v8：投影层（projection）
+"""babygpt v8：投影层（projection）（第 3 章）
 
 本版新内容
   多头拼接之后加一个输出投影（proj），把各头的结果混合后再走回残差
@@ -13,7 +13,7 @@
   diff -u babygpt_v7_residual_connection.py babygpt_v8_projection.py
 
 实测
-  本机 2 核 CPU，默认设置：1000 步，验证损失 5.30，用时 1 分 10 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.30，用时 1 分 10 秒（2026-11-28，scripts/ladder.py）
 """
 
 import argparse
@@ -259,14 +259,14 @@ def main():
 
 # ================ 脚手架：命令行、设备、读文件、进度、Ctrl-C、检查点 ================
 # 每个版本这部分一字不差，学模型时可以跳过。
-HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and type(v) in (int, float, str)}
+HYPERPARAMETERS = {k: v for k, v in dict(globals()).items() if k.islower() and not k.startswith("_") and type(v) in (int, float, str)}
 # 写词的超参数（从 seed 起）用 --sample 时可以随意改；前面的决定模型，来自检查点
 WRITING = list(HYPERPARAMETERS)[list(HYPERPARAMETERS).index("seed"):]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def keep_printing():  # 控制台编码不了的字（GBK 里没有“・”）印成“?”，而不是让 print 报错、弄丢训练
-    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 README 的 Windows 一节
+    for stream in (sys.stdout, sys.stderr):  # 想看到每个字：用 UTF-8 模式，见 docs/01_setup.md 的常见问题
         if hasattr(stream, "reconfigure"):  # Jupyter 的输出流没有 reconfigure，它本来就是 UTF-8
             stream.reconfigure(errors="replace")
 
@@ -324,7 +324,7 @@ def parse_args():
 def pick_device(asked):
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if asked and not available[asked]:
-        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 README 的“常见问题”）")
+        fail(f"要求用 {asked}，但这台机器上的 PyTorch 用不了它（见 docs/01_setup.md 的“常见问题”）")
     device = asked or next(name for name in ("cuda", "mps", "cpu") if available[name])
     print(f"设备：{device}")
     return device
