@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, in_process, load, one_line_error, samples, started, steps, tiny_args, trained_checkpoint
+from conftest import ROOT, VERSIONS, in_process, load, one_line_error, samples, started, steps, tiny_args, trained_checkpoint
 from versions import hyperparameters, parse_writing_speeds
 
 V1 = ROOT / "babygpt_v1.py"
@@ -149,6 +149,12 @@ def test_help_lists_every_option_with_default():
         assert re.search(rf"--{name} {name.upper()}\s+默认 {re.escape(str(default))}(\s|$)", help_text), name
     for option in ("--device", "--data", "--out_dir", "--resume", "--sample", "--interactive"):
         assert option in r.stdout
+    assert "--__" not in r.stdout  # __name__、__doc__ 也全是小写字母：不是超参数
+
+
+@pytest.mark.parametrize("script", VERSIONS, ids=lambda p: p.stem)
+def test_no_module_dunder_is_a_hyperparameter(script):
+    assert not [name for name in load(script).HYPERPARAMETERS if name.startswith("_")]
 
 
 @pytest.mark.parametrize("args, words", [
