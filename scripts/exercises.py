@@ -94,7 +94,7 @@ def run_one(run, folder=FOLDER):
         stdin = run.get("stdin", "") if i == len(run["commands"]) - 1 else ""
         lines.append(f"$ {command}")
         started = time.time()
-        done = subprocess.run(argv(command), cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
+        done = subprocess.run(argv(command), check=False, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
                               encoding="utf-8", errors="replace")
         output = (done.stdout + done.stderr).rstrip("\n")
         lines += [output] if output else []
@@ -116,6 +116,7 @@ def main():
     parser.add_argument("--chapter", type=int, help="只跑这一章的")
     parser.add_argument("--force", action="store_true", help="有记录的也重跑")
     parser.add_argument("--list", action="store_true", help="只列出练习，不跑")
+    parser.add_argument("--reverse", action="store_true", help="从最后一章往前跑（两个核各跑一个时用）")
     args = parser.parse_args()
     runs = registry()
     if args.only:
@@ -134,13 +135,25 @@ def main():
                 print(f"        {command}")
         return
     todo = [run for run in runs if args.only or args.force or not is_current(run)]
+    if args.reverse:  # 章倒过来，一章里面还是按顺序（后面的练习可能用前面练习的检查点）
+        chapters = sorted({run["file"] for run in todo}, reverse=True)
+        todo = [run for chapter in chapters for run in todo if run["file"] == chapter]
     print(f"要跑 {len(todo)} 个（{platform.python_version()}）；跑完一个就写一个记录，中途停下不丢已经跑完的")
+    locks = ROOT / "runs" / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
     for run in todo:
+        lock = locks / run["id"]
+        try:  # 另一个进程正在跑这一个：跳过
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            continue
         print(f"{run['id']} {run['title']} ...", flush=True)
         try:
             seconds = run_one(run)
         except KeyboardInterrupt:
             sys.exit("\n已中断（Ctrl-C）：这一个没有记录，跑完的那些记录都在。")
+        finally:
+            lock.unlink(missing_ok=True)
         print(f"  {seconds:.0f} 秒 → {record_path(run['id']).relative_to(ROOT)}", flush=True)
 
 

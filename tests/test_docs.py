@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, versions
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import exercises  # noqa: E402
+import exercises
 
 DOCS = ROOT / "docs"
 CHAPTERS = sorted(DOCS.glob("[0-9][0-9]_*.md"))
@@ -66,7 +66,7 @@ def test_every_version_script_is_taught_in_a_chapter_that_its_docstring_names():
             name = Path(target).name
             if name.startswith("babygpt_v"):
                 taught.setdefault(name, chapter_number(path))
-    for tag, script in versions().items():
+    for script in versions().values():
         assert script.name in taught, f"{script.name} 没有在任何一章里链接"
         first_line = script.read_text(encoding="utf-8").splitlines()[0]
         assert f"第 {taught[script.name]} 章" in first_line, \
