@@ -1,11 +1,11 @@
 """训练速度的基准：v14 的每一步加速各值多少；v13 以后每个版本训练多快，离这颗芯片的峰值多远。
 
 用法
-  python scripts/bench.py                    # 本机的设备（CUDA，其次 CPU），结果写进 docs/speed.md
+  python scripts/bench.py                    # 本机的设备（CUDA，其次 CPU），结果写进 docs/reports/speed.md
   python scripts/bench.py --device=cpu --seconds 0.5 --compare_seconds 0.3 --rounds 1 --loss_steps 5 --out /tmp/s.md
                                              # 快速试一下脚本本身（数字没有意义）
   python scripts/bench.py --compare v15,v19 --out /tmp/s.md   # 只做第 2 部分，只比这几个版本
-  python scripts/bench.py --compare v14,v15,v19,v21,v22 --sizes "CPU 命令,教程尺寸" --out docs/speed_muon.md
+  python scripts/bench.py --compare v14,v15,v19,v21,v22 --sizes "CPU 命令,教程尺寸" --out docs/reports/speed_muon.md
 
 做什么
   1. v14 的每一步加速：在同一个进程、同一台设备上，按顺序一步一步加上 v14 的加速，每一行都比上一行多一种：
@@ -29,7 +29,7 @@ import tempfile
 import time
 
 import torch
-from versions import ROOT, load, machine, number, parse_steps, versions, write_report
+from versions import REPORTS, ROOT, load, machine, number, parse_steps, versions, write_report
 
 SIZES = {  # 名字 -> (超参数, 比较验证损失时训练几步)
     "CPU 命令": ({"batch_size": 16, "block_size": 64, "n_embed": 64, "n_layer": 3, "n_head": 4, "dropout": 0.0}, 300),
@@ -263,7 +263,7 @@ def ladder(found, device, args):
                             f"训练超过 {compiled[3] / (1 - plain[1] / compiled[1]) / 60:.1f} 分钟才划算。")
             else:
                 text.append("\ntorch.compile 在这里不快（再算上编译的时间，怎么都不划算）。")
-        text.append(f"\nv14 的 --dtype=auto 在开训前把 {'、'.join(v14.pick_dtype(device))} 都量一遍，用快的；"
+        text.append(f"\nv14 的 --dtype=auto 在开训前把 {'、'.join(v14.pick_dtype(device))} 都量一遍，bf16 快过 {AUTO_MARGIN} 倍才用；"
                     f"--compile=auto 在 {device} 上{'开' if device == 'cuda' else '关'}。\n")
         losses = {tag: final_val_loss(found[tag], size, loss_steps, device) for tag in ("v13", "v14")}
         text.append(f"同样的命令训练 {loss_steps} 步后的验证损失：v13 {losses['v13'][0]:.3f}，v14 {losses['v14'][0]:.3f}"
@@ -279,7 +279,7 @@ def main():
     parser.add_argument("--compare_seconds", type=float, default=3, help="第 2 部分每个版本每轮计时多少秒（默认 3）")
     parser.add_argument("--warmup", type=int, default=3, help="每行先跑几步不计时（默认 3）")
     parser.add_argument("--loss_steps", type=int, help="比较验证损失时训练几步（默认：CPU 命令 300，完整模型 40，GPU 500）")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "speed.md"), help="结果写到这里（默认 docs/speed.md）")
+    parser.add_argument("--out", default=str(REPORTS / "speed.md"), help="结果写到这里（默认 docs/reports/speed.md）")
     parser.add_argument("--compare", help="只做第 2 部分，只比较这几个版本（逗号分隔，如 v15,v19）")
     parser.add_argument("--rounds", type=int, default=3, help="第 2 部分轮流量几轮（默认 3）")
     parser.add_argument("--sizes", help="第 2 部分只量这几种尺寸（逗号分隔，如 \"CPU 命令,教程尺寸\"）")

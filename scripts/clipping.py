@@ -2,11 +2,11 @@
 
 用法
   python scripts/clipping.py            # 两次运行：同一配置（阶梯的 3000 步）和学习率 0.1（600 步）
-  python scripts/clipping.py --steps 300 --out /tmp/clip   # 试一下：只跑 300 步
+  python scripts/clipping.py --steps 300 --out /tmp/clip   # 试一下：只跑 300 步（json 和图都写进 /tmp/clip）
 
 每次运行和学习者敲的命令一样（v21 的 CPU 命令，float32，CPU 上结果每次一样），只是把
 torch.nn.utils.clip_grad_norm_ 包了一层：它返回裁剪前的范数，这里一步一个记下来。
-输出：docs/clipping.json（每一步的范数、裁了几步、最后的验证损失）和 docs/grad_norm.png（范数随步数，横线是 grad_clip）。
+输出：docs/reports/clipping.json（每一步的范数、裁了几步、最后的验证损失）和 docs/grad_norm.png（范数随步数，横线是 grad_clip）。
 """
 
 import argparse
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from versions import ROOT, cpu_command, load, machine, parse_steps, pyplot, versions
+from versions import REPORTS, cpu_command, load, machine, parse_steps, pictures_dir, pyplot, versions
 
 RUNS = {  # 名字 -> 在 v21 的 CPU 命令之上改的参数
     "同一配置（学习率 6e-3）": [],
@@ -76,7 +76,8 @@ def picture(report, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, help="每次运行都只跑这么多步（默认：同一配置 3000 步，学习率 0.1 600 步）")
-    parser.add_argument("--out", default=str(ROOT / "docs"), help="输出目录，默认 docs/")
+    parser.add_argument("--out", default=str(REPORTS), help="clipping.json 写到这个目录，默认 docs/reports/")
+    parser.add_argument("--pictures", help="grad_norm.png 写到这个目录（默认：没给 --out 时 docs/，给了就和 json 放在一起）")
     args = parser.parse_args()
     script = versions()["v21"]
     grad_clip = load(script).grad_clip
@@ -91,8 +92,10 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "clipping.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    picture(report, out / "grad_norm.png")
-    print(f"写好了：{out / 'clipping.json'}、{out / 'grad_norm.png'}")
+    pictures = pictures_dir(out, args.pictures)  # 试跑（--out 别处）不覆盖 docs/ 里的图
+    pictures.mkdir(parents=True, exist_ok=True)
+    picture(report, pictures / "grad_norm.png")
+    print(f"写好了：{out / 'clipping.json'}、{pictures / 'grad_norm.png'}")
 
 
 if __name__ == "__main__":

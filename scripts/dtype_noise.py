@@ -1,7 +1,7 @@
 """--dtype=auto 凭什么选：同一条命令量十次，float32 和 bf16 的倍数上下差多少（量时间的误差）。
 
 用法
-  python scripts/dtype_noise.py                 # CPU 命令和教程尺寸各量 10 次，写 docs/dtype_noise.md
+  python scripts/dtype_noise.py                 # CPU 命令和教程尺寸各量 10 次，写 docs/reports/dtype_noise.md
   python scripts/dtype_noise.py --runs 3 --out /tmp/n.md
 
 每一次都是一个新进程（和学习者每次敲命令一样），用 v14 自己的 announce_time：在模型和优化器的副本上
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from versions import ROOT, load, machine, versions, write_report
+from versions import REPORTS, ROOT, load, machine, versions, write_report
 
 SIZES = {
     "README 的 CPU 命令": {"batch_size": 16, "block_size": 64, "n_embed": 64, "n_layer": 3, "n_head": 4, "dropout": 0.0},
@@ -42,7 +42,7 @@ def measure_once(size, version):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="每种尺寸量几次（每次一个新进程），默认 10")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "dtype_noise.md"))
+    parser.add_argument("--out", default=str(REPORTS / "dtype_noise.md"))
     parser.add_argument("--version", default="v14", help="用哪个版本的模型（默认 v14；优化器都是融合的 AdamW）")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # 子进程：只量一次，打印 json
     args = parser.parse_args()

@@ -1,8 +1,8 @@
 """看格律怎样一点点学出来：跑一次 v23 --minutes=N，每次评估存下的检查点都留一份，再逐个用 scripts/form.py 量。
 
 用法（机器上别的都停下：墙上的时间就是结果）
-  python scripts/form_curve.py --minutes 30          # 写 docs/form_curve_30.json、docs/form_curve.png、docs/minutes_runs/
-  python scripts/form_curve.py --render docs/form_curve_30.json   # 不训练，只重画
+  python scripts/form_curve.py --minutes 30   # 写 docs/reports/form_curve_30.json、docs/reports/minutes_runs/ 和 docs/form_curve.png
+  python scripts/form_curve.py --render docs/reports/form_curve_10.json docs/reports/form_curve_30.json   # 不训练，只重画图
 
 每个点：从开始算起的分钟、验证损失、合律和句子分（温度 1.0 和 0.8，每个词牌 20 首，种子固定，和 form.py 的默认一样）。
 """
@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import form
-from versions import ROOT, machine, parse_samples, parse_steps, pyplot
+from versions import PICTURES, REPORTS, ROOT, machine, parse_samples, parse_steps, pyplot
 
 SCRIPT = ROOT / "babygpt_v23_budget.py"
 
@@ -93,12 +93,12 @@ def draw(curves, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, help="给 v23 几分钟")
-    parser.add_argument("--render", nargs="+", help="不训练：用这些 form_curve_*.json 重画 docs/form_curve.png")
+    parser.add_argument("--render", nargs="+", help="不训练：用这些 docs/reports/form_curve_*.json 重画 docs/form_curve.png")
     args = parser.parse_args()
     if args.render:
         curves = {json.loads(Path(p).read_text(encoding="utf-8"))["minutes"]: json.loads(Path(p).read_text(
             encoding="utf-8")) for p in args.render}
-        draw(curves, ROOT / "docs" / "form_curve.png")
+        draw(curves, PICTURES / "form_curve.png")
         return
     if not args.minutes:
         sys.exit("错误：给 --minutes 或 --render")
@@ -112,13 +112,13 @@ def main():
                            "train_loss": evals[step]["train_loss"], "form": score(checkpoint, text)})
             print(json.dumps(points[-1], ensure_ascii=False), flush=True)
     name = f"{args.minutes:g}"
-    logs = ROOT / "docs" / "minutes_runs"
-    logs.mkdir(exist_ok=True)
+    logs = REPORTS / "minutes_runs"
+    logs.mkdir(parents=True, exist_ok=True)
     (logs / f"v23_{name}min.txt").write_text(output, encoding="utf-8")
     result = {"minutes": name, "command": f"python scripts/form_curve.py --minutes {name}", "wall_seconds": round(wall, 1),
               "machine": machine("cpu"), "date": date.today().isoformat(), "ceiling": form.overall(form.ceiling(text)),
               "samples": parse_samples(output), "points": points}
-    path = ROOT / "docs" / f"form_curve_{name}.json"
+    path = REPORTS / f"form_curve_{name}.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"写好了：{path}（墙上时间 {wall / 60:.2f} 分钟）")
 

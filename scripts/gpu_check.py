@@ -1,9 +1,9 @@
 """一条命令验证 GPU 上的路径：v14 的加速（bf16、TF32、融合 AdamW、torch.compile）、v15 的 NCCL、KV 缓存，写一份报告。
 
 用法
-  python scripts/gpu_check.py                           # 在 GPU 上：全部跑一遍（一块 H200 上 314 秒），写 docs/gpu_check.md
+  python scripts/gpu_check.py                           # 在 GPU 上：全部跑一遍（一块 H200 上 314 秒），写 docs/reports/gpu_check.md
   python scripts/gpu_check.py --device=cpu --quick      # 在 CPU 上用很小的尺寸把每一部分都走一遍（本机半分钟多）
-  python scripts/gpu_check.py --device=cpu --parts=4 --out=docs/writing_cpu.md   # 只量完整尺寸的写词速度和 KV 缓存
+  python scripts/gpu_check.py --device=cpu --parts=4 --out=docs/reports/writing_cpu.md   # 只量完整尺寸的写词速度和 KV 缓存
 
 做什么（按顺序，都在这一个进程和它启动的子进程里）
   1. 训练速度：v13 和 v14 在 v11 的完整配置下的字/秒，一步一步加上 v14 的每种加速（和 scripts/bench.py 同一套）。
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 from bench import SIZES, speed_rows
-from versions import ROOT, hyperparameters, load, machine, parse_samples, parse_steps, versions, write_report
+from versions import REPORTS, ROOT, hyperparameters, load, machine, parse_samples, parse_steps, versions, write_report
 
 FULL = SIZES["完整配置"][0]  # v11 的完整配置
 TINY = {"batch_size": 4, "block_size": 32, "n_embed": 32, "n_layer": 1, "n_head": 4, "dropout": 0.0}  # 一层：CPU 上编译得快些
@@ -140,7 +140,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], help="默认：有 CUDA 用 CUDA，否则 CPU")
     parser.add_argument("--quick", action="store_true", help="每一部分都用很小的尺寸、很少的步数（试这个脚本本身）")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "gpu_check.md"), help="报告写到这里（默认 docs/gpu_check.md）")
+    parser.add_argument("--out", default=str(REPORTS / "gpu_check.md"), help="报告写到这里（默认 docs/reports/gpu_check.md）")
     parser.add_argument("--parts", default="1,2,3,4,5", help="只做这几部分（逗号分隔），例如 --parts=4 只量写词和 KV 缓存")
     args = parser.parse_args()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,10 +1,10 @@
-"""第四部分（怎样训练得好）的两张图。
+"""第 6 章（怎样训练得好）的两张图。
 
 用法
   python scripts/recipe_pictures.py                      # docs/lr_schedule.png：v20 的学习率 + 同一配置下 v19、v20 的验证损失
-  python scripts/recipe_pictures.py --clip V20.log V21.log --lr 1e-1
+  python scripts/recipe_pictures.py --lr 1e-1 --clip docs/reports/recipe_runs/v20_lr0.1.txt docs/reports/recipe_runs/v21_lr0.1.txt
                                                           # 再画 docs/grad_clip.png：学习率很大时 v20（不裁剪）和 v21（裁剪）的损失
-学习率的曲线用 v20 自己的 get_lr 算（和训练时同一个函数）；损失来自 docs/ladder_same.json（scripts/ladder.py --same）
+学习率的曲线用 v20 自己的 get_lr 算（和训练时同一个函数）；损失来自 docs/reports/ladder_same.json（scripts/ladder.py --same）
 和两个版本脚本打印的进度行。
 """
 
@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from versions import ROOT, cpu_command, load, parse_steps, pyplot, versions
+from versions import PICTURES, REPORTS, cpu_command, load, parse_steps, pyplot, versions
 
 
 def schedule(script, steps):
@@ -76,10 +76,10 @@ def clip_picture(logs, lr, out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ladder", default=str(ROOT / "docs" / "ladder_same.json"))
+    parser.add_argument("--ladder", default=str(REPORTS / "ladder_same.json"))
     parser.add_argument("--clip", nargs=2, metavar=("V20_LOG", "V21_LOG"), help="v20、v21 同一条大学习率命令的输出")
     parser.add_argument("--lr", default="?", help="--clip 那两次用的学习率（写进标题）")
-    parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--out", default=str(PICTURES), help="图片写到这个目录，默认 docs/")
     args = parser.parse_args()
     lr_picture(json.loads(Path(args.ladder).read_text(encoding="utf-8")), Path(args.out) / "lr_schedule.png")
     if args.clip:

@@ -15,6 +15,8 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "docs" / "reports"  # 量出来的报告（表格、原始数据、运行记录）：不在学习的路上，章节引用它们
+PICTURES = ROOT / "docs"  # 图片留在 docs/：章节直接放它们
 STEP_LINE = re.compile(r"^step\s+(\d+)/(\d+) \| 训练损失 ([\d.]+) \| 验证损失 ([\d.]+) \| ([\d,]+) 字/秒 \| 已用 (\S+)",
                        re.MULTILINE)
 SAMPLE = re.compile(r"^--- ([^\n]+) ---\n(.*?)\n（([\d,]+) 字/秒）$", re.MULTILINE | re.DOTALL)
@@ -147,6 +149,19 @@ def machine(device=None):
         pass
     gpu = f"，{torch.cuda.get_device_name(0)}" if device == "cuda" else ""
     return f"{cpu}，{os.cpu_count()} 核{gpu}，Python {platform.python_version()}，PyTorch {torch.__version__}"
+
+
+def pictures_dir(out, given=None):
+    """报告写进 out 时，图片写到哪里：写明了就用它；报告进 docs/reports/ 时图片进 docs/（章节放它们）；
+    报告写到别处（试跑）时图片和报告放在一起，不覆盖 docs/ 里的图。"""
+    if given:
+        return Path(given)
+    return PICTURES if Path(out).resolve() == REPORTS else Path(out)
+
+
+def link(picture, page_dir):
+    """从 page_dir 里的报告链接到图片 picture 的相对路径（Markdown 用 /）。"""
+    return Path(os.path.relpath(Path(picture).resolve(), Path(page_dir).resolve())).as_posix()
 
 
 def write_report(path, lines):

@@ -25,7 +25,7 @@ MARKERS = ("# ---------------- 1. 分词器", "# ---------------- 2. 模型", "#
 # v22 Muon 53（Optimizers 的 zero_grad、没有梯度的参数不动、正交化用训练的精度；形状一样的矩阵叠起来一起正交化：
 # 小模型上快，多 2 行；迭代里的乘法和加法用 baddbmm 一次算完，多 1 行；两个优化器在 make_optimizer 里建好，
 # v23 的规则要用它给每个候选大小建一个）；v23 --minutes 88（规则本身，再加上扫描里胜出的两处：
-# 从词的开头切段、嵌入表和输出层共用，见 docs/budget.md；挑精度的规则从 train 搬进 pick_precision，规则也用它，bf16 要快过 1.5 倍；
+# 从词的开头切段、嵌入表和输出层共用，见 docs/reports/budget.md；挑精度的规则从 train 搬进 pick_precision，规则也用它，bf16 要快过 1.5 倍；
 # 机器忙、分钟少时量完最小的就不再量，量完按剩下的时间再比一次，不够时说至少要几分钟；
 # torchrun 时只有 0 号进程量、挑，广播给其他进程）；v24 微调 43（基础模型的形状、词表和权重，
 # 一位词人的词按留出规则分成训练和验证，默认从他的词牌写，--sample 也从检查点里记着的词牌写；微调时不编码整个语料，if/else 多几行）；
@@ -46,7 +46,7 @@ def sections(path):
 
 
 def code_lines(source):
-    """去掉模块文档字符串、注释和空行后的代码行（和 ../shared/tools/codediff.py 一样数）。"""
+    """去掉模块文档字符串、注释和空行后的代码行（和 scripts/codediff.py 一样数）。"""
     body = ast.parse(source).body
     skip = set()
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
