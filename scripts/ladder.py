@@ -4,15 +4,16 @@
   python scripts/ladder.py                       # 每个版本用自己的默认设置（在 CPU 上，给 GPU 的大版本用 README 的 CPU 命令）
   python scripts/ladder.py --steps 500           # 每个版本都训练 500 步
   python scripts/ladder.py --seconds 60          # 每个版本训练 60 秒（到时像按 Ctrl-C 一样停下）
-  python scripts/ladder.py --only v1,v2 --set n_embed=32 --out /tmp/ladder   # 共用一套配置，只跑两个版本
+  python scripts/ladder.py --only v1,v2 --set n_embed=32 --out /tmp/ladder   # 共用一套配置，只跑两个版本（图也写进 /tmp/ladder）
   python scripts/ladder.py --same                # 同一套超参数（README 的 CPU 命令）、同样 3000 步：只差想法
 
-输出（在 --out 目录，默认 docs/）
-  ladder.md    表格：参数量、训练速度、损失、用时、“春江”开头的第一首
+输出：报告在 --out 目录（默认 docs/reports/），图在 --pictures 目录（默认 docs/，章节直接放这些图；
+给了 --out 而没给 --pictures 时，图和报告放在一起）
+  ladder.md    表格：参数量、训练速度、损失、用时、“春江”开头的第一首（图用相对路径链接）
   ladder.png   验证损失随步数、随秒数的曲线，每个版本一条
-  ladder.json  原始数据；在 GPU 上跑出的 ladder.json 可以用 --gpu 并进表格；
+  ladder.json  原始数据；在 GPU 上跑出的 ladder.json 可以用 --gpu 并进表格（docs/reports/ladder_gpu.json）；
                --render 只用已有的 ladder.json 重画表格和图，不再训练
-  --same 时写 ladder_same.json、ladder_same.png，ladder.md 里加上“同一配置”一节（v0 数数的损失是地板）
+  --same 时写 ladder_same.json、ladder_same.png、ladder_bars.png、form.png，ladder.md 里加上“同一配置”一节（v0 数数的损失是地板）
 结果文件只在全部跑完后一次性替换（先写临时文件再改名），中途中断不会留下半截结果。
 """
 
@@ -33,14 +34,17 @@ from pathlib import Path
 import form
 import torch
 from versions import (
+    REPORTS,
     ROOT,
     cpu_command,
     flags,
     hyperparameters,
+    link,
     machine,
     number,
     parse_samples,
     parse_steps,
+    pictures_dir,
     pyplot,
     versions,
 )
@@ -168,7 +172,7 @@ def first_line(text, width=24):
     return (line[:width] + ("…" if len(line) > width else "")).replace("|", "｜")
 
 
-def markdown(report, gpu):
+def markdown(report, gpu, pictures=""):
     rows = ["| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 用时 | 评估占比 | “春江”开头的第一首（节选） |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in report["results"]:
@@ -180,7 +184,7 @@ def markdown(report, gpu):
             f"- 命令：`{report['command']}`",
             f"- 机器：{report['machine']}（设备 {report['device']}）",
             f"- 日期：{report['date']}；总用时 {fmt_seconds(report['total_seconds'])}\n",
-            *rows, "", "![验证损失曲线](ladder.png)\n",
+            *rows, "", f"![验证损失曲线]({pictures}ladder.png)\n",
             ("“用时”是整个脚本的墙钟时间（含启动、读语料、评估、写词）；训练速度不含评估时间；"
              "评估占比 = estimate_loss 的时间 / 用时。"
              "验证集是 ci.txt 的后 10%，每次评估用同一组批次，所以各版本、各步之间的损失可以直接比较。\n")]
@@ -261,7 +265,7 @@ def form_cells(result):
     return " | ".join(cells)
 
 
-def form_note(report):
+def form_note(report, pictures=""):
     """格律两列的说明，和验证集真词的天花板。"""
     form = next((r["form"] for r in report["results"] if r.get("form")), None)
     if form is None:
@@ -273,27 +277,48 @@ def form_note(report):
             f"看每一句的字数合不合这个词牌（合律 = 整首的句式在训练集里有据可查；句子分 = 和最近的句式逐句比，字数对的句子占几成）。"
             "每格两个数：写词的温度 1.0 / 0.8（0.8 更保守，常见的字更常被挑中）。"
             f"天花板是验证集里的真词：合律 {ceiling['exact']:.0%}，句子分 {ceiling['clause']:.0%}。"
-            "图：[form.png](form.png)。\n")
+            f"图：[form.png]({pictures}form.png)。\n")
+
+
+def grouped(tags, order):
+    """["v14", "v15", …, "v21"] -> "v14–v21"：在 order（表里的顺序）里连着的三个以上写成一段，其余用顿号隔开。"""
+    spans, at = [], {tag: i for i, tag in enumerate(order)}
+    for tag in tags:
+        if spans and at[tag] == at[spans[-1][-1]] + 1:
+            spans[-1].append(tag)
+        else:
+            spans.append([tag])
+    return "、".join(f"{s[0]}–{s[-1]}" if len(s) >= 3 else "、".join(s) for s in spans)
+
+
+def ran_versions(command):
+    """一次运行的命令里 --only 的版本（没写 --only 就是 None：跑了全部）。"""
+    words = command.split()
+    return words[words.index("--only") + 1].split(",") if "--only" in words[:-1] else None
 
 
 def provenance(report):
-    """命令、机器、日期；--merge 出来的报告有几次运行，每次一行，并写明每个版本来自哪一次。"""
+    """命令、机器、日期；--merge 出来的报告有几次运行，每次一行，写明表里哪些版本来自这一次；
+    这一次跑过、表里却换成了后来一次的版本，也写明（免得命令里的版本和括号里的对不上）。"""
     if "runs" not in report:
         return [f"- 命令：`{report['command']}`", f"- 机器：{report['machine']}（设备 {report['device']}）",
                 f"- 日期：{report['date']}；总用时 {fmt_seconds(report['total_seconds'])}\n"]
+    order = [r["version"] for r in report["results"]]
+    source = {r["version"]: r["run"] for r in report["results"]}
     lines = []
     for i in report["runs_used"]:
         run = report["runs"][i]
         tags = [r["version"] for r in report["results"] if r["run"] == i]
-        which = tags[0] if len(tags) == 1 else f"{tags[0]}–{tags[-1]}"
-        lines.append(f"- 第 {i + 1} 次（{which}）：`{run['command']}`；{run['machine']}；{run['date']}，"
-                     f"用时 {fmt_seconds(run['total_seconds'])}")
+        elsewhere = [tag for tag in ran_versions(run["command"]) or [] if tag in source and source[tag] != i]
+        note = "".join(f"；它跑的 {tag} 用第 {source[tag] + 1} 次的" for tag in elsewhere)
+        lines.append(f"- 第 {i + 1} 次（表里的 {grouped(tags, order)}{note}）：`{run['command']}`；{run['machine']}；"
+                     f"{run['date']}，用时 {fmt_seconds(run['total_seconds'])}")
     if len(report["runs_used"]) > 1:  # 损失每次都一样（CPU 上 float32 逐位可重复），速度不是
-        lines.append("- 训练速度和用时只在同一次的版本之间比：每次机器的忙闲不同，中间代码也可能改快了。")
+        lines.append("- 训练速度和用时只在同一次的版本之间比：每次机器的忙闲不同。")
     return [*lines, "- v0 的数数来自最后一次。\n"]
 
 
-def same_markdown(report):
+def same_markdown(report, pictures=""):
     v0 = report["counting"]
     rows = [("| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 合律（温度 1.0 / 0.8） | "
              "句子分（1.0 / 0.8） | 用时 |"),
@@ -311,10 +336,10 @@ def same_markdown(report):
         "## 同一配置：只差想法\n",
         (f"每个版本用同一套超参数（README 的 CPU 命令里这个版本有的那些）训练同样多的步数：{report['budget']}。"
         "两行之间唯一的不同就是那一版的想法。v0 不训练，只数数：它的验证损失是一条横线，神经网络要先打败它。\n"),
-        *provenance(report), *rows, "", "![每个版本 3000 步的验证损失和比上一版的变化](ladder_bars.png)\n",
-        "![同一配置下的验证损失曲线](ladder_same.png)\n", form_note(report),
+        *provenance(report), *rows, "", f"![每个版本 3000 步的验证损失和比上一版的变化]({pictures}ladder_bars.png)\n",
+        f"![同一配置下的验证损失曲线]({pictures}ladder_same.png)\n", form_note(report, pictures),
         ("“比上一版”是验证损失的变化（负数 = 这一版的想法让损失降了）。v10 起的 dropout 在这条命令里是 0"
-        "（8 分钟远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，数字也相同。"
+        "（3000 步远没到过拟合），所以 v10 和 v9 一样；v11、v12、v13、v15 的训练代码和上一版相同，数字也相同。"
         "v14 起的版本用 `--set dtype=float32` 跑（`--dtype=auto` 是开训前量出来的，两次可能选得不一样）；"
         "v14 的 q、k、v 合成一个 Linear、输出层补到 64 的倍数，初始的随机数取法变了，所以和 v13 差一点。"
         "训练速度是每个版本跑一次的读数，同一台机器上前后能差三成，比速度要用 scripts/bench.py。\n")])
@@ -417,8 +442,9 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="传给每个版本的参数（共用一套配置），可以写多次，例如 --set n_embed=32 --set data=小.txt")
     parser.add_argument("--device", help="传给每个版本的 --device（默认各脚本自动选择）")
-    parser.add_argument("--out", default=str(ROOT / "docs"), help="输出目录，默认 docs/")
-    parser.add_argument("--gpu", help="在 GPU 上用本工具跑出的 ladder.json，并进报告的 GPU 一节")
+    parser.add_argument("--out", default=str(REPORTS), help="报告（md、json）写到这里，默认 docs/reports/")
+    parser.add_argument("--pictures", help="图写到这里（默认：没给 --out 时 docs/，给了就和报告放在一起）")
+    parser.add_argument("--gpu", help="在 GPU 上用本工具跑出的 ladder.json，并进报告的 GPU 一节（默认：--out 里有 ladder_gpu.json 就用它）")
     parser.add_argument("--render", metavar="LADDER_JSON", help="不训练，只用已有的 ladder.json 重新画表格和图")
     parser.add_argument("--same", action="store_true", help="每个版本用同一套超参数（README 的 CPU 命令），默认 3000 步")
     parser.add_argument("--form", type=int, default=20,
@@ -428,7 +454,8 @@ def main():
     args = parser.parse_args()
     gpu = json.loads(Path(args.gpu).read_text(encoding="utf-8")) if args.gpu else None
     if args.render:
-        write_outputs(json.loads(Path(args.render).read_text(encoding="utf-8")), gpu, Path(args.out), same=args.same)
+        write_outputs(json.loads(Path(args.render).read_text(encoding="utf-8")), gpu, Path(args.out), same=args.same,
+                      pictures=args.pictures)
         return
 
     available = {tag: path for tag, path in versions().items() if number(path) >= 1}  # v0 不是神经网络，另算
@@ -477,7 +504,7 @@ def main():
             if CtrlC.pressed:  # 在两个版本之间按的
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
-            sys.exit("\n中断：没有写任何结果（docs/ 里原来的文件原样保留）。")
+            sys.exit("\n中断：没有写任何结果（原来的报告和图原样保留）。")
 
     if args.same:
         budget = f"{args.steps or 3000} 步，" + " ".join(a for a in shared if not a.startswith("--max_iters="))
@@ -503,7 +530,7 @@ def main():
     if args.merge:
         report = merged(report, Path(args.out) / ("ladder_same.json" if args.same else "ladder.json"))
 
-    write_outputs(report, gpu, Path(args.out), same=args.same)
+    write_outputs(report, gpu, Path(args.out), same=args.same, pictures=args.pictures)
 
 
 def merged(report, old_path):
@@ -526,9 +553,15 @@ def merged(report, old_path):
             "total_seconds": sum(run["total_seconds"] for run in [*runs, this_run])}
 
 
-def write_outputs(report, gpu, out, same=False):
-    """写 ladder.md 和这次的 json、png。ladder.md 两节都有：各版本默认设置（ladder.json）、同一配置（ladder_same.json）。"""
+def write_outputs(report, gpu, out, same=False, pictures=None):
+    """写 ladder.md 和这次的 json（在 out）、png（在 pictures）。ladder.md 两节都有：各版本默认设置（ladder.json）、
+    同一配置（ladder_same.json）。"""
+    pictures = pictures_dir(out, pictures)
+    if gpu is None and (out / "ladder_gpu.json").exists():  # 没给 --gpu：沿用报告旁边的 GPU 结果，重跑 CPU 的几节不把它丢掉
+        gpu = json.loads((out / "ladder_gpu.json").read_text(encoding="utf-8"))
     out.mkdir(parents=True, exist_ok=True)
+    pictures.mkdir(parents=True, exist_ok=True)
+    prefix = link(pictures, out) + "/" if pictures.resolve() != out.resolve() else ""  # ladder.md 里图的相对路径
     kind = "ladder_same" if same else "ladder"
     other = out / ("ladder.json" if same else "ladder_same.json")
     other = json.loads(other.read_text(encoding="utf-8")) if other.exists() else None
@@ -538,11 +571,12 @@ def write_outputs(report, gpu, out, same=False):
         names.append("ladder_bars.png")
     if same and any(r.get("form") for r in report["results"]):
         names.append("form.png")
-    tmp = {name: out / f".{name}.tmp" for name in names}
+    where = {name: pictures if name.endswith(".png") else out for name in names}
+    tmp = {name: where[name] / f".{name}.tmp" for name in names}
     tmp[f"{kind}.json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    text = markdown(default_report, gpu) if default_report else "# babygpt 阶梯报告\n"
+    text = markdown(default_report, gpu, prefix) if default_report else "# babygpt 阶梯报告\n"
     if same_report and same_report.get("counting"):
-        text += "\n" + same_markdown(same_report)
+        text += "\n" + same_markdown(same_report, prefix)
     tmp["ladder.md"].write_text(text, encoding="utf-8")
     (plot_same if same else plot)(report, tmp[f"{kind}.png"])
     if "form.png" in tmp:
@@ -550,8 +584,8 @@ def write_outputs(report, gpu, out, same=False):
     if "ladder_bars.png" in tmp:
         plot_bars(report, tmp["ladder_bars.png"])
     for name, path in tmp.items():  # 文件都写好了才一起换上
-        os.replace(path, out / name)
-    print(f"写好了：{out / 'ladder.md'}、{out / f'{kind}.png'}、{out / f'{kind}.json'}")
+        os.replace(path, where[name] / name)
+    print(f"写好了：{out / 'ladder.md'}、{out / f'{kind}.json'}、{pictures / f'{kind}.png'}")
 
 
 if __name__ == "__main__":

@@ -127,9 +127,24 @@ def test_merge_replaces_only_the_versions_run_again(tmp_path):
         [("v1", 5.2, 0), ("v2", 5.25, 1), ("v10", 4.7, 0), ("v19", 4.6, 1)]
     assert report["total_seconds"] == 130.0 and report["runs_used"] == [0, 1]
     lines = provenance(report)
-    assert lines[0].startswith("- 第 1 次（v1–v10）：`python scripts/ladder.py --same`；甲机器；2026-11-28")
-    assert lines[1].startswith("- 第 2 次（v2–v19）：`python scripts/ladder.py --same --merge --only v2,v19`")
+    assert lines[0].startswith("- 第 1 次（表里的 v1、v10）：`python scripts/ladder.py --same`；甲机器；2026-11-28")
+    assert lines[1].startswith("- 第 2 次（表里的 v2、v19）：`python scripts/ladder.py --same --merge --only v2,v19`")
     assert "只在同一次的版本之间比" in lines[2]  # 两次的速度放在一张表里，要说清楚不能跨次比
+
+    # 再重跑 v19：第 2 次的命令里有 v19，表里的 v19 却来自第 3 次，括号里要写明，不能只写“v2”让命令和它对不上
+    (tmp_path / "ladder_same.json").write_text(json.dumps(report), encoding="utf-8")
+    again = {**run_info, "command": "python scripts/ladder.py --same --merge --only v19", "date": "2026-11-30",
+             "total_seconds": 10.0, "results": [{"version": "v19", "final_val_loss": 4.5}]}
+    lines = provenance(merged(again, tmp_path / "ladder_same.json"))
+    assert lines[1].startswith("- 第 2 次（表里的 v2；它跑的 v19 用第 3 次的）：`python scripts/ladder.py --same --merge --only v2,v19`")
+    assert lines[2].startswith("- 第 3 次（表里的 v19）：")
+
+
+def test_a_run_of_neighbouring_versions_is_written_as_a_span():
+    from ladder import grouped
+    order = [f"v{i}" for i in range(1, 23)]
+    assert grouped([f"v{i}" for i in range(14, 22)], order) == "v14–v21"
+    assert grouped(["v1", "v2", "v5"], order) == "v1、v2、v5"
 
 
 def test_same_configuration_takes_new_hyperparameters_from_each_versions_own_cpu_command():
