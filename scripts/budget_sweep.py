@@ -3,14 +3,25 @@
 用法
   OMP_NUM_THREADS=1 python scripts/budget_sweep.py                   # 跑表里还没跑的，一次一个（边工作边跑：给它一个核）
   python scripts/budget_sweep.py --jobs 12 --device cuda              # 有 GPU 时同时跑 12 个
-  python scripts/budget_sweep.py --list                                # 只列出哪些跑过、哪些没跑
-  python scripts/budget_sweep.py --fit                                 # 不训练：拟合损失模型，写 docs/budget.md 和 docs/budget.png
+  python scripts/budget_sweep.py --list                                # 只列出哪些跑过、哪些没跑、哪些今天的 v23 做不出
+  python scripts/budget_sweep.py --fit                                 # 不训练：拟合损失模型，写 docs/reports/budget.md 和 docs/budget.png
+  python scripts/budget_sweep.py --speeds                              # 不训练：量这台机器上每个大小的速度（budget.md 的最后一节用）
 
 为什么按字数、不按分钟
   看了 D 个字以后的损失，和在哪台机器上、旁边还跑着什么都几乎无关（同样的精度、同样的种子）。所以扫描可以分几次、
-  在不同的机器上跑：每跑完一次，结果就追加一行 JSON 到 docs/budget_runs.jsonl；再运行时跳过已经有的（接着跑，不重来）。
-  每次的设置都和 v23 的 --minutes 挑中这个大小、这么多字时一样（batch 32、block 128、学习率 2e-3 降到 2e-4、
-  升温 1/30 的步数），只是评估用 50 批（更准），只在最后存检查点。
+  在不同的机器上跑：每跑完一次，结果就追加一行 JSON 到 docs/reports/budget_runs.jsonl；再运行时跳过已经有的（接着跑，不重来）。
+  每次的 batch 32、block 128、升温 1/30 的步数、余弦降到十分之一，和 v23 的 --minutes 一样；评估用 50 批（更准），
+  只在一半和最后评估，只在最后存检查点。
+  学习率和 v23 的 --minutes 不一样：表里 46 次有 42 次用 2e-3（降到 2e-4）；另外 4 次是 128 宽、256 宽在 8M 字上的
+  1e-3 和 4e-3，两个宽度都是 4e-3 最好，所以 v23 的 --minutes 用 4e-3（降到 4e-4）。
+
+今天的 v23 做得出哪几行
+  docs/reports/budget_runs.jsonl 的 46 次用的 v23 还有 --tie（嵌入表和输出层共用）和 --decay_2d（二维权重衰减）两个开关，
+  默认都关，piece_start 默认 0（不从词的开头切）。今天的 v23 总是共用那张表，没有这两个开关，piece_start 默认 0.5。
+  所以这里每次都写明 --piece_start（表里没写的是 0），不传 --tie、--decay_2d：命令对今天的 v23 都有效
+  （tests/test_budget.py 用 v23 自己的参数解析检查每一条）。按开关算，今天的 v23 照原样做得出的只有共用表的那一行
+  （e256-7.99949M-drop0.1-lr0.002-tie1）；其余 45 行都不共用表（其中一行还有 decay_2d），它做不出：
+  --list 标出它们，扫描跳过它们，不会把共用表的结果记成不共用的。
 """
 
 import argparse
@@ -20,6 +31,7 @@ import functools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,10 +41,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
-from versions import ROOT, machine, parse_steps, pyplot, write_report
+from versions import PICTURES, REPORTS, ROOT, link, machine, parse_steps, pyplot, write_report
 
 SCRIPT = ROOT / "babygpt_v23_budget.py"
-RESULTS = ROOT / "docs" / "budget_runs.jsonl"
+RESULTS = REPORTS / "budget_runs.jsonl"
 TOKENS_PER_STEP = 32 * 128  # batch_size × block_size
 
 
@@ -47,6 +59,15 @@ SIZES = v23_sizes()
 TRAIN_CHARACTERS = 1_856_457  # ci.txt 的前 90%：多于这么多字，训练集就看了不止一遍
 
 
+def cannot_make(run):
+    """今天的 v23 照这一次的设置做不出来的原因；做得出就是 None。"""
+    if run.get("decay_2d"):
+        return "今天的 v23 没有 --decay_2d"
+    if not run.get("tie"):
+        return "今天的 v23 总是共用嵌入表和输出层，这一次不共用"
+    return None
+
+
 def run_key(run):
     """一次训练的名字：同样的设置同样的名字，跳过已经跑过的就靠它。"""
     extras = "".join(f"-{k}{run[k]:g}" for k in ("tie", "piece_start", "decay_2d") if run.get(k))
@@ -59,7 +80,7 @@ def plan():
 
     def add(n_embed, millions, dropout=None, lr=2e-3, **extras):
         tokens = int(millions * 1e6) // TOKENS_PER_STEP * TOKENS_PER_STEP
-        if dropout is None:  # 扫描开始时的规则：看了不止一遍就用 0.1（v23 后来按大小定，见 docs/budget.md）
+        if dropout is None:  # 这次扫描的规则：看了不止一遍就用 0.1（v23 的 --minutes 按大小定，见 docs/reports/budget.md）
             dropout = 0.1 if tokens > TRAIN_CHARACTERS else 0.0
         runs.append({"n_embed": n_embed, "tokens": tokens, "dropout": dropout, "lr": lr, **extras})
 
@@ -95,7 +116,8 @@ def command(run, out_dir, device):
             "warmup_iters": max(1, steps // 30), "learning_rate": run["lr"], "min_lr": run["lr"] / 10,
             "dropout": run["dropout"], "dtype": "bfloat16", "compile": 0, "prompts": "春江", "max_new_tokens": 20,
             "wandb_mode": "disabled", "out_dir": out_dir,
-            **{k: run[k] for k in ("tie", "piece_start", "decay_2d") if run.get(k)}}
+            "piece_start": run.get("piece_start", 0)}  # 表里的 v23 默认 0，今天的默认 0.5：写明
+    # tie、decay_2d 不传：今天的 v23 没有这两个开关（总是共用），做不出的那几次 sweep 不跑（见 cannot_make）
     if device:
         args["device"] = device
     return [sys.executable, str(SCRIPT), *(f"--{k}={v}" for k, v in args.items())]
@@ -129,6 +151,10 @@ def train_and_score(run, device):
 def sweep(args):
     results = Path(args.results)
     todo = [run for run in plan() if run_key(run) not in done_keys(results)]
+    gone = [run for run in todo if cannot_make(run)]
+    if gone:
+        print(f"跳过 {len(gone)} 次：今天的 v23 做不出（不共用嵌入表的、--decay_2d 的；python scripts/budget_sweep.py --list）")
+    todo = [run for run in todo if not cannot_make(run)]
     if args.max_tokens:
         todo = [run for run in todo if run["tokens"] <= args.max_tokens]
     if args.only:
@@ -209,7 +235,7 @@ def predict(c, n, d):
 
 
 def measure_speeds(device):
-    """每个大小训练一步、评估一次各要几秒（v23 自己的 measure_time，每种精度都量）：写进 docs/budget_speeds.json。"""
+    """每个大小训练一步、评估一次各要几秒（v23 自己的 measure_time，每种精度都量）：写进 docs/reports/budget_speeds.json。"""
     import torch
     from versions import load
     v23 = load(SCRIPT)
@@ -226,7 +252,7 @@ def measure_speeds(device):
         seconds, evals = v23.measure_time(model, v23.make_optimizer(model, device), 0, device, amps)
         speeds[n_embed] = {name: {"step": seconds[name], "eval": evals[name]} for name in names}
         print(n_embed, {name: f"{TOKENS_PER_STEP / seconds[name]:,.0f} 字/秒" for name in names}, flush=True)
-    out = ROOT / "docs" / "budget_speeds.json"
+    out = REPORTS / "budget_speeds.json"
     out.write_text(json.dumps({"machine": machine(device), "device": device, "date": date.today().isoformat(),
                                "command": "python scripts/budget_sweep.py --speeds", "speeds": speeds},
                               ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -234,36 +260,64 @@ def measure_speeds(device):
 
 
 def picks(constants, speeds, minutes_list=(5, 10, 20, 30)):
-    """v23 的规则在这台机器上会挑什么：{分钟: (宽度, 字数, 预测损失, 精度)}。和 v23 一样：留 5%，评估 11 次。"""
+    """v23 的规则在这台机器上会挑什么：{分钟: [(宽度, 字数, 预测损失, 精度), …]}，预测最好的在前，每个宽度一个。
+    和 v23 一样：留 5%，评估 11 次；不算 v23 开训前量各个大小用掉的时间（那要在真的跑的时候才知道）。"""
     chosen = {}
     for minutes in minutes_list:
-        options = []
+        options = {}
         for n_embed, by_precision in speeds.items():
             for name, t in by_precision.items():
                 steps = int((minutes * 60 * 0.95 - 11 * t["eval"]) / t["step"])
                 if steps > 0:
                     tokens = steps * TOKENS_PER_STEP
-                    options.append((predict(constants, block_params(int(n_embed)), tokens), int(n_embed), tokens, name))
-        loss, n_embed, tokens, name = min(options)
-        chosen[minutes] = (n_embed, tokens, loss, name)
+                    option = (int(n_embed), tokens, predict(constants, block_params(int(n_embed)), tokens), name)
+                    if int(n_embed) not in options or option[2] < options[int(n_embed)][2]:
+                        options[int(n_embed)] = option
+        chosen[minutes] = sorted(options.values(), key=lambda option: option[2])
     return chosen
+
+
+PLAN_LINE = re.compile(r"^--minutes=([\d.]+)：选 n_embed=(\d+)、.*?(\d+) 步看 ([\d.]+)M 字.*?训练集 ([\d.]+) 遍.*?"
+                       r"预测验证损失 ([\d.]+)", re.MULTILINE)
+
+
+def minutes_runs(folder=REPORTS / "minutes_runs"):
+    """真的跑过的 --minutes（scripts/form_curve.py 存下的输出）：每次挑了什么、最后的验证损失。"""
+    found = []
+    for path in sorted(folder.glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        plan_line, steps = PLAN_LINE.search(text), parse_steps(text)
+        if plan_line and steps:
+            minutes, n_embed, iters, tokens, passes, predicted = plan_line.groups()
+            found.append({"file": path.name, "minutes": float(minutes), "n_embed": int(n_embed), "steps": int(iters),
+                          "tokens": float(tokens), "passes": float(passes), "predicted": float(predicted),
+                          "val_loss": steps[-1]["val_loss"]})
+    return found
 
 
 def report(results):
     rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
     table = main_table(rows)
     cells = sorted(table)
-    # 2M 字的那一列只跑了 dropout 0.1（那时的规则），比 dropout 0 差：不拿来拟合（见 docs/budget.md）
+    # 2M 字的那一列只跑了 dropout 0.1（这次扫描的规则），比 dropout 0 差：不拿来拟合（见 docs/reports/budget.md）
     points = [(block_params(e), d, table[(e, d)]["val_loss"]) for e, d in cells if not 1.5e6 < d < 2.5e6]
     rmse, c = fit(points)
     widths = sorted({e for e, _ in cells})
     budgets = sorted({d for _, d in cells})
     pct = "{:.0%}".format
+    at_2e3 = sum(r["lr"] == 2e-3 for r in rows)
+    makeable = [r["key"] for r in rows if not cannot_make(r)]
     lines = ["# v23：几分钟能训练多大的模型", "",
-             "由 `python scripts/budget_sweep.py --fit` 从 `docs/budget_runs.jsonl` 生成。", "",
+             f"由 `python scripts/budget_sweep.py --fit` 从 [budget_runs.jsonl]({results.name}) 生成。", "",
              (f"扫描：{len(rows)} 次训练，每次从头训练、学习率计划拉满（batch 32、block 128、升温 1/30 的步数、"
-              "余弦降到十分之一），在 GPU 上跑（bf16）；看了 D 个字以后的损失和机器几乎无关。"),
+              "余弦降到十分之一），在 GPU 上跑（bf16）；看了 D 个字以后的损失和机器几乎无关。"
+              f"学习率：{at_2e3} 次用 2e-3（降到 2e-4），另外 {len(rows) - at_2e3} 次是下面“同一个大小”一节里的 1e-3、4e-3；"
+              "v23 的 --minutes 用 4e-3（降到 4e-4）。"),
              f"机器：{rows[0]['machine']}。", "",
+             ("这些训练用的 v23 还有 --tie（嵌入表和输出层共用）、--decay_2d（二维权重衰减）两个开关，默认都关，"
+              "也默认不从词的开头切段；今天的 v23 总是共用那张表，没有这两个开关。所以今天的 v23 照原样做得出的只有 "
+              f"{len(makeable)} 行（{'、'.join(makeable)}），其余 {len(rows) - len(makeable)} 行做不出"
+              "（`python scripts/budget_sweep.py --list` 标出它们，扫描跳过它们）。"), "",
              "## 验证损失（每格取 dropout 最好的那次）、合律（温度 1.0 / 0.8）", "",
              "| 宽度（块里的参数） | " + " | ".join(f"{d / 1e6:.0f}M 字" for d in budgets) + " |",
              "|---|" + "---:|" * len(budgets)]
@@ -278,6 +332,7 @@ def report(results):
               (f"L(N, D) = {c['E']:.2f} + {c['A']:.1f}/N^{c['alpha']:.2f} + {c['B']:.0f}/D'^{c['beta']:.2f}，"
                f"D' = U + U·R*·(1 − e^(−R/R*))，R* = {c['repeat_decay']}，U = {TRAIN_CHARACTERS:,}（训练集的字数）。"),
               f"N 是块里的参数（不算嵌入表和输出层）。{len(points)} 个点，均方根误差 {rmse:.3f}。", "",
+              f"![验证损失和看的字数，每个宽度一条线，虚线是拟合]({link(PICTURES / 'budget.png', results.parent)})", "",
               "| 宽度 | 字数 | 实测 | 拟合 |", "|---|---:|---:|---:|"]
     for n_embed, d in cells:
         if not 1.5e6 < d < 2.5e6:
@@ -287,6 +342,7 @@ def report(results):
               "（256 宽 16M 字：实测 4.051），可见重复的代价不只是“有效字数”变少，还有背下来（训练损失比验证损失低 1.0）。"
               "R* 在 8 到 ∞ 之间拟合得差不多好，数据定不下它；取最好的 15，和 Muennighoff 等拟合的 15.4 相近。"
               "规则只用它来给同样分钟数下的几个大小排先后；排得对不对，要看下面 --minutes 的实测。")]
+    runs = minutes_runs(results.parent / "minutes_runs")
     lines += ["", "## dropout（第三个轴）", "", "| 宽度 | 字数 | 训练集几遍 | dropout 0 | 0.1 | 0.2 |", "|---|---:|---:|---:|---:|---:|"]
     plain = [r for r in rows if r["lr"] == 2e-3 and not any(r.get(k) for k in ("tie", "piece_start", "decay_2d"))]
     for e, d in sorted({(r["n_embed"], r["tokens"]) for r in plain if r["tokens"] > 3e6}):
@@ -294,9 +350,12 @@ def report(results):
         if len(by) > 1:
             lines.append(f"| {e} | {d / 1e6:.0f}M | {d / TRAIN_CHARACTERS:.1f} | " +
                          " | ".join(f"{by[x]:.3f}" if x in by else "—" for x in (0.0, 0.1, 0.2)) + " |")
+    wide = [r for r in runs if r["n_embed"] >= 256]
     lines += ["", ("看不到四遍时 dropout 0 总是最好；看了四遍以上，只有块里参数多于 2M 的（256、384 宽）用 0.1 更好。"
-              "v23 在量速度以前就得定下 dropout（开着它每步慢一成），所以只按大小定：256 宽起用 0.1——"
-              "这台机器上规则挑 256 宽的时候，它都看了将近四遍或更多（见最后一节的表）。2M 字那一列当时按旧规则（多于一遍就用 0.1）只跑了 0.1，比 0 差，所以没拿来拟合。")]
+              "v23 在量速度以前就得定下 dropout（开着它每步慢一成），所以只按大小定：256 宽起用 0.1"
+              + ("（实测的 --minutes 里挑中 256 宽以上的：" + "、".join(
+                  f"--minutes={r['minutes']:g} 看了 {r['passes']:g} 遍" for r in wide) + "）" if wide else "") +
+              "。2M 字那一列按这次扫描的规则（多于一遍就用 0.1）只跑了 0.1，比 0 差，所以没拿来拟合。")]
     lines += ["", "## 同一个大小（256 宽、8M 字）上的几个想法", "",
               "| 改动 | 块外参数 | 验证损失 | 训练损失 | 合律 1.0 | 合律 0.8 | 句子分 1.0 |", "|---|---:|---:|---:|---:|---:|---:|"]
     names = {"": "不改（学习率 2e-3、dropout 0.1）", "lr0.001": "学习率 1e-3", "lr0.004": "学习率 4e-3",
@@ -313,30 +372,56 @@ def report(results):
               "从词的开头切让验证损失差了 0.03（验证集的段是从任意位置切的），合律却从 23% 到 82%："
               "写词时模型正是从词牌那一行写起，它得见过足够多从头开始的词。两把尺子在这里说的不一样，v23 听格律的："
               "这一步的目标是写出合律的词，而 0.03 的损失还不到相邻两个大小之差的一半。"
-              "权重衰减只好了 0.016、格律没变，没有用。三样合在一起没有在 GPU 上单独量过；README 里 v23 的两次 --minutes（docs/form_curve_10.json、docs/form_curve_30.json）就是它们合在一起的结果。")]
+              "权重衰减只好了 0.016、格律没变，没有用。三样合在一起没有在 GPU 上单独量过；"
+              "[第 7 章](../07_minutes.md)里 v23 的两次 --minutes（[form_curve_10.json](form_curve_10.json)、"
+              "[form_curve_30.json](form_curve_30.json)）就是它们合在一起的结果。")]
     lines += ["", "## 全部的训练", "", "| 名字 | 验证损失 | 训练损失 | 合律 1.0 | 合律 0.8 | 句子分 1.0 |",
               "|---|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["n_embed"], r["tokens"], r["key"])):
         lines.append(f"| {r['key']} | {r['val_loss']:.4f} | {r['train_loss']:.4f} | {pct(r['form']['1.0']['exact'])} | "
                      f"{pct(r['form']['0.8']['exact'])} | {pct(r['form']['1.0']['clause'])} |")
-    speeds_file = ROOT / "docs" / "budget_speeds.json"
+    speeds_file = results.parent / "budget_speeds.json"
     if speeds_file.exists():
-        speeds = json.loads(speeds_file.read_text(encoding="utf-8"))
-        lines += ["", f"## 规则在这台机器上挑什么（{speeds['machine']}，`{speeds['command']}`）", "",
-                  "| 分钟 | 宽度 | 精度 | 字数 | 训练集的几遍 | 每个参数几个字 | 预测验证损失 |",
-                  "|---:|---:|---|---:|---:|---:|---:|"]
-        for minutes, (n_embed, tokens, loss, name) in picks(c, speeds["speeds"]).items():
-            lines.append(f"| {minutes} | {n_embed} | {name} | {tokens / 1e6:.1f}M | {tokens / TRAIN_CHARACTERS:.1f} | "
-                         f"{tokens / block_params(n_embed):.1f} | {loss:.2f} |")
-        fast = speeds["speeds"]
-        ratio = fast["64"]["bfloat16"]["step"] / fast["128"]["bfloat16"]["step"] if "bfloat16" in fast["64"] else None
-        lines += ["", ("每个参数只看几个字，远少于 Chinchilla 的约 20 个。一是这里按分钟算，不按算力算："
-                       "小模型的一步大半花在嵌入表和输出层上（词表 6,104 个字），宽度从 64 到 128，块里的参数多了 5 倍，"
-                       + (f"每步只慢了 {1 / ratio:.1f} 倍" if ratio else "每步却慢得不多") +
-                       "，大一些的模型更划算；二是语料只有 186 万字，看了四遍以上就开始背。")]
+        lines += picks_section(c, json.loads(speeds_file.read_text(encoding="utf-8")), runs)
     draw(table, c, widths)
-    write_report(ROOT / "docs" / "budget.md", lines)
+    write_report(results.parent / "budget.md", lines)
     print(json.dumps(c))
+
+
+def picks_section(c, speeds, runs):
+    """最后一节：用另一次量的速度，规则会挑什么（最好的和次好的）；再和真的跑过的 --minutes 对一对。"""
+    lines = ["", f"## 规则在这台机器上挑什么（{speeds['machine']}，{speeds['date']}，`{speeds['command']}`）", "",
+             "| 分钟 | 宽度 | 精度 | 字数 | 训练集的几遍 | 每个参数几个字 | 预测验证损失 | 次好的（预测） |",
+             "|---:|---:|---|---:|---:|---:|---:|---|"]
+    ranked = picks(c, speeds["speeds"])
+    for minutes, options in ranked.items():
+        n_embed, tokens, loss, name = options[0]
+        runner = f"{options[1][0]} 宽（{options[1][2]:.2f}）" if len(options) > 1 else "—"
+        lines.append(f"| {minutes} | {n_embed} | {name} | {tokens / 1e6:.1f}M | {tokens / TRAIN_CHARACTERS:.1f} | "
+                     f"{tokens / block_params(n_embed):.1f} | {loss:.2f} | {runner} |")
+    lines += ["", ("这张表照 v23 的规则算（留 5%，评估 11 次），速度取自上面那一次 `--speeds`；"
+                   "它不算 v23 开训前量各个大小用掉的时间（每个大小训练几步，最多两成分钟），所以给的字数偏多。")]
+    if runs:
+        lines += ["", "真的跑过的 --minutes（`python scripts/form_curve.py --minutes N` 存下的输出）：", "",
+                  "| 记录 | 分钟 | 挑的宽度 | 步数 | 字数 | 训练集的几遍 | 预测验证损失 | 实测验证损失 |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in runs:
+            lines.append(f"| [{r['file']}](minutes_runs/{r['file']}) | {r['minutes']:g} | {r['n_embed']} | {r['steps']:,} | "
+                         f"{r['tokens']:g}M | {r['passes']:g} | {r['predicted']:.2f} | {r['val_loss']:.3f} |")
+        for minutes, options in ranked.items():
+            chose = sorted({r["n_embed"] for r in runs if r["minutes"] == minutes})
+            if chose and chose != [options[0][0]]:
+                gap = options[1][2] - options[0][2] if len(options) > 1 else 0
+                lines += ["", (f"{minutes} 分钟：表里挑 {options[0][0]} 宽，实测挑的是 {'、'.join(map(str, chose))} 宽。"
+                               f"表里最好的两个大小预测只差 {gap:.3f}，速度量得差几个百分点、或者量速度用掉的时间不同，挑的就会换；"
+                               "以真的跑出来的为准。")]
+    fast = speeds["speeds"]
+    ratio = fast["64"]["bfloat16"]["step"] / fast["128"]["bfloat16"]["step"] if "bfloat16" in fast["64"] else None
+    lines += ["", ("每个参数只看几个字，远少于 Chinchilla 的约 20 个。一是这里按分钟算，不按算力算："
+                   "小模型的一步大半花在嵌入表和输出层上（词表 6,104 个字），宽度从 64 到 128，块里的参数多了 5 倍，"
+                   + (f"每步只慢了 {1 / ratio:.1f} 倍" if ratio else "每步却慢得不多") +
+                   "，大一些的模型更划算；二是语料只有 186 万字，看了四遍以上就开始背。")]
+    return lines
 
 
 def draw(table, c, widths):
@@ -353,13 +438,13 @@ def draw(table, c, widths):
     ax.set_ylabel(label("验证损失", "val loss"))
     ax.legend(title=label("宽度（虚线 = 拟合）", "width (dashed = fit)"))
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "budget.png", dpi=110)
-    print(f"写好了：{ROOT / 'docs' / 'budget.png'}")
+    fig.savefig(PICTURES / "budget.png", dpi=110)
+    print(f"写好了：{PICTURES / 'budget.png'}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default=str(RESULTS), help="结果文件（一行一次），默认 docs/budget_runs.jsonl")
+    parser.add_argument("--results", default=str(RESULTS), help="结果文件（一行一次），默认 docs/reports/budget_runs.jsonl")
     parser.add_argument("--jobs", type=int, default=1, help="同时跑几个（GPU 上可以十几个；CPU 上 1 个）")
     parser.add_argument("--device", help="传给 v23 的 --device（默认它自己选）")
     parser.add_argument("--only", help="只跑这些宽度，例如 128,256")
@@ -367,12 +452,14 @@ def main():
     parser.add_argument("--stop_after", type=float, help="这么多秒以后不再开始新的一次（跑着的跑完）")
     parser.add_argument("--list", action="store_true", help="只列出哪些跑过、哪些没跑")
     parser.add_argument("--speeds", action="store_true", help="不训练：用 v23 自己的计时量每个大小在这台机器上的速度")
-    parser.add_argument("--fit", action="store_true", help="不训练：拟合、写 docs/budget.md 和 docs/budget.png")
+    parser.add_argument("--fit", action="store_true", help="不训练：拟合、写 docs/reports/budget.md 和 docs/budget.png")
     args = parser.parse_args()
     if args.list:
         done = done_keys(Path(args.results))
         for run in plan():
-            print(("✓ " if run_key(run) in done else "  ") + run_key(run))
+            why = cannot_make(run)
+            print(("✓ " if run_key(run) in done else "✗ " if why else "  ") + run_key(run) +
+                  (f"（{why}）" if why and run_key(run) not in done else ""))
         return
     if args.speeds:
         measure_speeds(args.device)
