@@ -194,7 +194,7 @@ def test_a_minutes_run_ends_within_its_budget(small_corpus, tmp_path, monkeypatc
     """真的跑：给 4.2 秒，从开始到存好检查点、写完词，在 4.2 秒的 0.6 到 1.3 倍以内。
     规则只在开头量一次速度。测试时旁边还跑着别的测试，中途多起一个进程抢核，训练就比量的时候慢：
     界限再乘上“量的速度 ÷ 实际的速度”（最后一行进度的字/秒，不含评估）。单独跑时 10 分钟的命令用了 10.2 分钟
-    （docs/minutes_runs）。写明的 batch、block、eval_iters 照用：一步很快，步数多。"""
+    （docs/reports/minutes_runs）。写明的 batch、block、eval_iters 照用：一步很快，步数多。"""
     module = load(V23)
     monkeypatch.setattr(module, "SIZES", TINY_SIZES)
     args = [f"--data={small_corpus}", f"--out_dir={tmp_path}", "--minutes=0.07", "--device=cpu", "--max_new_tokens=8",
