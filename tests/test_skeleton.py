@@ -12,7 +12,18 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, VERSIONS, in_process, load, one_line_error, samples, started, steps, tiny_args, trained_checkpoint
+from conftest import (
+    ROOT,
+    VERSIONS,
+    in_process,
+    load,
+    one_line_error,
+    samples,
+    started,
+    steps,
+    tiny_args,
+    trained_checkpoint,
+)
 from versions import hyperparameters, parse_writing_speeds
 
 V1 = ROOT / "babygpt_v1.py"
