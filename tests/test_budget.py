@@ -46,12 +46,15 @@ def test_the_rule_picks_the_size_with_the_lowest_predicted_loss(minutes, monkeyp
         params = sum(p.numel() for name, p in module.BabyGPT(100).named_parameters() if name.startswith("blocks."))
         return (module.predicted_loss(params, steps * 32 * 128, 10_000_000) if steps > 0 else float("inf")), steps, size
     losses = [expected(size) for size in module.SIZES]
-    loss, steps, size = min(losses)
+    _, steps, size = min(losses)
     assert chosen == size[:2]
     slack = took / (size[0] / 1000) + 1  # 规则还为训练前再量一次留了时间（量这个大小用了多久），最多是整个规则用的时间
     assert steps - slack <= max_iters <= steps + slack
     assert eval_interval == max(1, max_iters // 10) and module.batch_size == 32
-    assert calls == [s[0] for s in module.SIZES[:module.SIZES.index(size) + 2]][:len(module.SIZES)]  # 大一号就停
+    widths = [s[0] for s in module.SIZES]
+    assert size[0] in calls and calls == widths[:len(calls)]  # 从小往大量
+    if minutes >= 3:  # 时间够时量到大一号就停；半分钟时忙的机器上量完一个就可能停（量下一个会吃掉五分之一的时间）
+        assert calls == widths[:module.SIZES.index(size) + 2]
     out = capsys.readouterr().out  # 说的是真正要训练的步数的预测（不是量的时候算的）
     params = int(re.search(r"块里 ([\d,]+) 个参数", out)[1].replace(",", ""))
     assert f"{max_iters} 步" in out and f"预测验证损失 {module.predicted_loss(params, max_iters * 32 * 128, 10_000_000):.2f}" in out
