@@ -259,6 +259,13 @@ def measure_speeds(device):
     print(f"写好了：{out}")
 
 
+@functools.cache
+def v23():
+    """v23 这个脚本（当模块读进来，不训练）：规则里的函数用它自己的，不抄一份。"""
+    from versions import load
+    return load(SCRIPT)
+
+
 def picks(constants, speeds, minutes_list=(5, 10, 20, 30)):
     """v23 的规则在这台机器上会挑什么：{分钟: [(宽度, 字数, 预测损失, 精度), …]}，预测最好的在前，每个宽度一个。
     和 v23 一样：留 5%，评估 11 次；不算 v23 开训前量各个大小用掉的时间（那要在真的跑的时候才知道）。"""
@@ -266,13 +273,13 @@ def picks(constants, speeds, minutes_list=(5, 10, 20, 30)):
     for minutes in minutes_list:
         options = {}
         for n_embed, by_precision in speeds.items():
-            for name, t in by_precision.items():
-                steps = int((minutes * 60 * 0.95 - 11 * t["eval"]) / t["step"])
-                if steps > 0:
-                    tokens = steps * TOKENS_PER_STEP
-                    option = (int(n_embed), tokens, predict(constants, block_params(int(n_embed)), tokens), name)
-                    if int(n_embed) not in options or option[2] < options[int(n_embed)][2]:
-                        options[int(n_embed)] = option
+            # 精度和 v23 挑得一样（同一个函数）：bf16 要快过 1.5 倍才用，不是谁快用谁
+            name = v23().pick_precision({p: t["step"] for p, t in by_precision.items()})[0]
+            t = by_precision[name]
+            steps = int((minutes * 60 * 0.95 - 11 * t["eval"]) / t["step"])
+            if steps > 0:
+                tokens = steps * TOKENS_PER_STEP
+                options[int(n_embed)] = (int(n_embed), tokens, predict(constants, block_params(int(n_embed)), tokens), name)
         chosen[minutes] = sorted(options.values(), key=lambda option: option[2])
     return chosen
 

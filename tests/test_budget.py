@@ -279,3 +279,11 @@ def test_every_command_the_sweep_emits_parses_with_v23s_own_arguments(tmp_path, 
         assert (module.n_embed, module.learning_rate, module.dropout) == (run["n_embed"], run["lr"], run["dropout"])
         assert module.piece_start == run.get("piece_start", 0)
         assert module.max_iters * 32 * 128 == run["tokens"]
+
+
+@pytest.mark.parametrize("faster, precision", [(1.2, "float32"), (2.0, "bfloat16")])
+def test_the_sweep_report_picks_the_precision_as_v23_does(faster, precision):
+    constants = {"E": 2.8, "A": 25.4, "alpha": 0.25, "B": 843.0, "beta": 0.45, "repeat_decay": 15}
+    speeds = {"64": {"float32": {"step": 0.02 * faster, "eval": 0.5}, "bfloat16": {"step": 0.02, "eval": 0.5}}}
+    (option,) = budget_sweep.picks(constants, speeds, minutes_list=(5,))[5]
+    assert option[3] == precision  # bf16 快 1.2 倍还用 float32：和 v23 的 --dtype=auto 一样要快过 1.5 倍
