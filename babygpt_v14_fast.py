@@ -7,7 +7,7 @@
      代替逐个头的循环：不再生成 (T, T) 的权重矩阵，GPU 上是 flash attention。
   2. TF32：GPU 上 float32 的矩阵乘法用 TF32 算（Ampere 以后的 NVIDIA 显卡）。
   3. bf16 自动混合精度（--dtype=bfloat16）：矩阵乘法用 16 位的 bfloat16 算，损失还是 float32。
-     默认 --dtype=auto：CPU 上开训前两种精度各量几步，用快的（小词表时 float32 快，大模型时 bf16 快）。
+     默认 --dtype=auto：CPU 上开训前两种精度各量几步，bf16 快过 1.5 倍才用它，否则用 float32（每次结果一样）。
   4. 融合的 AdamW（fused=True）：一个内核更新所有参数（CUDA 上；CPU 上要 PyTorch 2.4 起，一步优化快约 5 倍）。
   5. 输出层的词表补到 64 的倍数（6104 -> 6144）：GPU 上矩阵乘法更规整；补的字不抽、不算损失。
   6. torch.compile（--compile=1）：把模型编译成融合好的内核；编译失败就说一行，照常训练。
@@ -27,7 +27,7 @@
 实测（python scripts/bench.py，2 核 AMD EPYC，有 AVX512-BF16；每一步相对上一步，见 docs/reports/speed.md）
   v11 的完整模型、batch_size 8：融合 QKV + SDPA 1.06×，补词表 0.96×，bf16 1.60×，compile 1.04×；
     默认设置（bf16、不编译）2,493 字/秒，v13 是 1,542：1.62×。40 步后验证损失 6.124，v13 6.119。
-  第 4 章的 CPU 命令：融合 QKV + SDPA 1.19×，补词表 0.89×，bf16 1.08×，compile 1.00×；默认设置 1.15×。
+  第 4 章的 CPU 命令：融合 QKV + SDPA 1.19×，补词表 0.89×，bf16 1.08×，compile 1.00×；bf16 不到 1.5 倍，默认选 float32。
   2026-12-03 在 Intel Xeon（AMX-BF16）上的重测见 docs/reports/speed.md。TF32 只在 CUDA 上起作用：一块 H200 上（docs/reports/gpu_check.md）
   TF32 2.20×，融合 QKV + SDPA 1.52×，融合 AdamW 1.59×，compile 1.20×，合起来是 v13 的 5.36 倍（每秒 149 万字）。
 """
