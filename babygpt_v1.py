@@ -14,7 +14,7 @@
   这是第一版。下一版：diff -u babygpt_v1.py babygpt_v2_position.py
 
 实测
-  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.50，用时 48 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.50（2026-12-07，docs/exercises/2.v1.txt）
 """
 
 import argparse

@@ -14,7 +14,7 @@
   diff -u babygpt_v9_layer_norm.py babygpt_v10_dropout.py
 
 实测
-  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.33，用时 1 分 36 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.34（2026-12-07，docs/exercises/3.v10.txt）
 """
 
 import argparse

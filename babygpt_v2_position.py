@@ -15,7 +15,7 @@
   diff -u babygpt_v1.py babygpt_v2_position.py
 
 实测
-  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.51，用时 46 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.51（2026-12-07，docs/exercises/2.v2.txt）
 """
 
 import argparse

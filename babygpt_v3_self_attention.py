@@ -14,7 +14,7 @@
   diff -u babygpt_v2_position.py babygpt_v3_self_attention.py
 
 实测
-  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.56，用时 55 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.56（2026-12-07，docs/exercises/2.v3.txt）
 """
 
 import argparse

@@ -13,7 +13,7 @@
   diff -u babygpt_v3_self_attention.py babygpt_v4_multihead_attention.py
 
 实测
-  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.53，用时 1 分 02 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.53（2026-12-07，docs/exercises/2.v4.txt）
 """
 
 import argparse

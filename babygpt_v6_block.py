@@ -13,7 +13,7 @@
   diff -u babygpt_v5_feedforward.py babygpt_v6_block.py
 
 实测
-  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 6.24，用时 1 分 17 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 6.13（2026-12-07，docs/exercises/3.v6.txt）
 """
 
 import argparse

@@ -13,7 +13,7 @@
   diff -u babygpt_v8_projection.py babygpt_v9_layer_norm.py
 
 实测
-  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.32，用时 1 分 14 秒（2026-11-28，scripts/ladder.py）
+  2 核 CPU（AMD EPYC），默认设置：1000 步，验证损失 5.32（2026-12-07，docs/exercises/3.v9.txt）
 """
 
 import argparse
