@@ -1,7 +1,7 @@
 """babygpt v14：同一个模型，训练快几倍（第 4 章）
 
 本版新内容
-  模型和训练都和 v13 一样（同样的层、同样的参数个数、同样的损失），只是算得更快。
+  模型和训练都和 v13 一样（同样的层；参数只多了输出层补出来的几行，它们永远不用），只是算得更快。
   每一步旁边都有一行“快：”注释，说它省在哪里：
   1. q、k、v 用一个 Linear 一次算出，注意力用 F.scaled_dot_product_attention（is_causal=True）
      代替逐个头的循环：不再生成 (T, T) 的权重矩阵，GPU 上是 flash attention。
@@ -289,7 +289,7 @@ def train(args, device):
     measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
     precision, why = next(iter(seconds)), "：续训，用检查点训练时的精度" if args.resume and dtype == "auto" else ""  # 只量了一种：就用它
     if len(seconds) == 2:  # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
+        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达四成多（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
         ratio = seconds["float32"] / seconds["bfloat16"]
         precision = "bfloat16" if ratio > margin else "float32"
         why = f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"

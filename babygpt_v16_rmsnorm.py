@@ -317,7 +317,7 @@ def train(args, device, rank, world_size):
     measured = "、".join(f"{name} {batch_size * block_size / s:,.0f} 字/秒" for name, s in seconds.items())
     precision, why = next(iter(seconds)), "：续训，用检查点训练时的精度" if args.resume and dtype == "auto" else ""  # 只量了一种：就用它
     if len(seconds) == 2:  # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
+        margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达四成多（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
         ratio = seconds["float32"] / seconds["bfloat16"]
         precision = "bfloat16" if ratio > margin else "float32"
         why = f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"

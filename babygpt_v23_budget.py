@@ -365,7 +365,7 @@ def pick_precision(seconds):  # 挑精度（v14 起在 train 里，这一版成�
     if len(seconds) == 1:  # 只量了一种：就用它
         return next(iter(seconds)), ""
     # 两种都量了：float32 优先（CPU 上每次结果一样），bf16 要明显更快才用
-    margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达六成（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
+    margin = 1.5  # 同一条命令在 2 核机器上量十次，倍数比中位数高出可达四成多（docs/reports/dtype_noise.md）：差得少时两次会选得不一样
     ratio = seconds["float32"] / seconds["bfloat16"]
     precision = "bfloat16" if ratio > margin else "float32"
     return precision, f"：bf16 快 {ratio:.2f} 倍，{'超过' if ratio > margin else '不到'} {margin} 倍"

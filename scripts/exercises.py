@@ -96,7 +96,7 @@ def run_one(run, folder=FOLDER):
         started = time.time()
         done = subprocess.run(argv(command), check=False, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
                               encoding="utf-8", errors="replace")
-        output = (done.stdout + done.stderr).rstrip("\n")
+        output = (done.stdout + done.stderr).rstrip("\n").replace(f"{ROOT}{os.sep}", "")  # 记录里只有仓库里的相对路径
         lines += [output] if output else []
         lines.append(f"（退出码 {done.returncode}，用时 {time.time() - started:.1f} 秒）")
         lines.append("")
@@ -146,6 +146,9 @@ def main():
         try:  # 另一个进程正在跑这一个：跳过
             os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
         except FileExistsError:
+            continue
+        if not (args.only or args.force) and is_current(run):  # 另一个进程刚跑完它
+            lock.unlink(missing_ok=True)
             continue
         print(f"{run['id']} {run['title']} ...", flush=True)
         try:
