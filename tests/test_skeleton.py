@@ -125,7 +125,7 @@ def test_too_big_is_said_at_once_and_ctrl_c_stops_the_first_evaluation(small_cor
 
 
 def test_v11_defaults_on_a_cpu_say_so_with_the_cpu_command(capsys):
-    """v11 的完整配置（给 GPU 的）在 CPU 上：估计要十几个小时以上，并给出说明里（也是 README 里）的 CPU 命令。"""
+    """v11 的完整配置（给 GPU 的）在 CPU 上：估计要十几个小时以上，并给出说明里（也是第 4 章里）的 CPU 命令。"""
     v11 = next(p for p in ROOT.glob("babygpt_v11_*.py"))
     module = load(v11)
     torch.manual_seed(0)
@@ -137,7 +137,7 @@ def test_v11_defaults_on_a_cpu_say_so_with_the_cpu_command(capsys):
     command = out[2].strip()
     assert command.startswith("python babygpt_v11_hyper_params.py --batch_size=16 ")
     assert command in \
-        (ROOT / "README.md").read_text(encoding="utf-8")
+        (ROOT / "docs" / "04_full_size.md").read_text(encoding="utf-8")
 
 
 def test_ctrl_c_while_writing_exits_at_once(small_corpus, tmp_path):
