@@ -19,13 +19,13 @@
   python 本文件                          训练，然后从 --prompts 的开头写词
   python 本文件 --help                   列出所有超参数和默认值
   python 本文件 --sample --interactive   不训练：用存好的检查点写词，自己输入开头
-  CPU 上给它 30 分钟（本机 2 核）：
+  CPU 上给它 30 分钟（2 核就够）：
   python babygpt_v23_budget.py --minutes=30 --prompts=浣溪沙,鹧鸪天
 
 和上一版比较
   diff -u babygpt_v22_muon.py babygpt_v23_budget.py
 
-实测（本机 AMD EPYC，2 核，有 AVX512-BF16，机器上没有别的程序；python scripts/form_curve.py --minutes 10 和 30）
+实测（2026-12-04，AMD EPYC，2 核，有 AVX512-BF16，机器上没有别的程序；python scripts/form_curve.py --minutes 10 和 30）
   --minutes=10：选 192 宽、4 层，1241 步看 5.1M 字，验证损失 4.165；合律 61%，句子分 90%（温度 0.8：74%、93%），墙上 10.18 分钟。
   --minutes=30：选 256 宽、4 层，2654 步看 10.9M 字，验证损失 3.983；合律 87%，句子分 98%（温度 0.8：95%、99%），墙上 28.26 分钟。
   天花板（验证集的真词）：合律 92%，句子分 95%；阶梯的大小（3 层、64 宽，3000 步）上 v22 是 1% 和 28%。

@@ -181,13 +181,19 @@ def sweep(args):
 
 # ---------------- 拟合和报告 ----------------
 @functools.cache
+def v23():
+    """v23 这个脚本（当模块读进来，不训练）：规则里的函数用它自己的，不抄一份。"""
+    from versions import load
+    return load(SCRIPT)
+
+
+@functools.cache
 def block_params(n_embed):
     """块里的参数个数（不算嵌入表和输出层：它们随词表变，和“模型有多大”关系不大）：用 v23 自己的模型数，和它的规则一样。"""
-    from versions import load
-    v23 = load(SCRIPT)
     n_layer, n_head, n_kv_head = SIZES[n_embed]
-    vars(v23).update(n_embed=n_embed, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head)
-    return sum(p.numel() for name, p in v23.BabyGPT(100).named_parameters() if name.startswith("blocks."))
+    script = v23()
+    vars(script).update(n_embed=n_embed, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head)
+    return sum(p.numel() for name, p in script.BabyGPT(100).named_parameters() if name.startswith("blocks."))
 
 
 def effective(tokens, repeat_decay, unique=TRAIN_CHARACTERS):
@@ -257,13 +263,6 @@ def measure_speeds(device):
                                "command": "python scripts/budget_sweep.py --speeds", "speeds": speeds},
                               ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"写好了：{out}")
-
-
-@functools.cache
-def v23():
-    """v23 这个脚本（当模块读进来，不训练）：规则里的函数用它自己的，不抄一份。"""
-    from versions import load
-    return load(SCRIPT)
 
 
 def picks(constants, speeds, minutes_list=(5, 10, 20, 30)):
