@@ -417,7 +417,7 @@ def plan_budget(args, device, amps, vocab_size, unique):
 
 
 # ---------------- 第 24 版：从基础模型出发，只用一位词人的词接着训练 ----------------
-def finetune_data(args, text):  # 返回 (基础模型的检查点, 它的分词器, {"train": 他留下的词, "val": 他留出的词})
+def finetune_data(args, text):  # 返回 (基础模型的检查点, 它的分词器, {"train": 他的微调的词, "val": 他留出的词})
     if not os.path.exists(init_from):
         fail(f"没有基础模型 {init_from}：先训练一个（见文件开头的命令）")
     base = torch.load(init_from, map_location="cpu", weights_only=True)
@@ -432,7 +432,8 @@ def finetune_data(args, text):  # 返回 (基础模型的检查点, 它的分词
         fail(f"语料里没有 {poet} 的词；首数最多的十位：{'、'.join(most)}")
     if len(mine) < 100:
         print(f"注意：{poet} 只有 {len(mine)} 首词：几十步就会背下来，写出的多半是照抄；验证集只有 {len(mine) // 10} 首，损失也不准")
-    kept, held = [p for i, p in enumerate(mine, 1) if i % 10], mine[9::10]  # 第 10、20……首留出（和 scripts/style.py 一样）
+    # 第 10、20……首留出验证；其余的单数号微调，双数号留给第三把尺子的分类器（和 scripts/style.py 一样）
+    kept, held = [p for i, p in enumerate(mine, 1) if i % 10 and i % 2], mine[9::10]
     if "prompts" not in args.given:  # 从他最常用的三个词牌写，跟着他的名字（ci.txt 的标题行就是这样）
         tunes = [piece.partition("\n")[0].rsplit(" ", 1)[0] for piece in kept]
         favourite = sorted(dict.fromkeys(tunes), key=tunes.count, reverse=True)[:3]  # 一样多的：先出现的在前，每次都一样

@@ -4,6 +4,7 @@
   python scripts/form.py --checkpoint checkpoints/babygpt_v19_gqa.pt      # 任何版本（v1 起）的检查点
   python scripts/form.py --counting                                       # v0：用它自己数出来的次数写
   python scripts/form.py --checkpoint ... --pieces 50 --temperature 0.7 --json   # json 给 scripts/ladder.py 用
+  python scripts/form.py --mark 浣溪沙 --text "一曲新词酒一杯。去年天气旧亭台。……"   # 给一首（自己写的）词标出格律
 
 一首词按一个词牌（曲调）写，词牌定了三样东西，诗人读词也看这三样：
   句式：每一句几个字。浣溪沙六句、每句七个字；鹧鸪天 7-7-7-7-3-3-7-7-7。
@@ -449,7 +450,7 @@ def summary(results):
 def measure(argv=None):
     """命令行参数 -> (参数, 语料, 结果, 名字)；出错时一行中文退出（sys.exit）。scripts/ladder.py 在它自己的进程里调用。"""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    which = parser.add_mutually_exclusive_group(required="--tone-thresholds" not in (argv or sys.argv))
+    which = parser.add_mutually_exclusive_group(required=not {"--tone-thresholds", "--mark"} & set(argv or sys.argv))
     which.add_argument("--checkpoint", help="一个版本（v1 起）的检查点，例如 checkpoints/babygpt_v19_gqa.pt")
     which.add_argument("--counting", action="store_true", help="量 v0（数数）写的词")
     parser.add_argument("--version", help="检查点是哪个版本的（默认从文件名看出来，例如 babygpt_v19_gqa.pt 是 v19）")
@@ -458,6 +459,8 @@ def measure(argv=None):
     parser.add_argument("--temperature", type=float, default=1.0, help="写词的温度，默认 1.0")
     parser.add_argument("--seed", type=int, default=1337, help="随机种子，默认 1337")
     parser.add_argument("--json", action="store_true", help="只打印 json（合律、句子分、押韵、平仄、全合，每首的句式）")
+    parser.add_argument("--mark", metavar="词牌", help="不写词：给 --text 的那首词标出格律（八个词牌之一）")
+    parser.add_argument("--text", help="和 --mark 一起：一首词的正文（句子用 ，。 或换行隔开）")
     parser.add_argument("--tone-thresholds", action="store_true",
                         help="不写词：打印定平仄的门槛（TONE_AGREE）取不同的值时，真词和随机的字各守住几成")
     args = parser.parse_args(argv)
@@ -467,7 +470,9 @@ def measure(argv=None):
         text = Path(args.data).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         sys.exit(f"错误：读不了语料 {args.data}（{e}）")
-    if args.tone_thresholds:
+    if args.tone_thresholds or args.mark:
+        if args.mark and (args.mark not in TUNES or not args.text):
+            sys.exit(f"错误：--mark 要一个词牌（{'、'.join(TUNES)}）和 --text（词的正文）")
         return args, text, None, None
     if args.counting:
         writer, name = CountingWriter(text, args.temperature), "v0（数数）"
@@ -487,6 +492,17 @@ def as_json(results, text):
 
 def main():
     args, text, results, name = measure()
+    if args.mark:
+        _, shapes, patterns = rules(text)
+        piece = judge_piece(args.text.strip(), shapes[args.mark], patterns[args.mark])
+        shown = "-".join(map(str, piece["shape"]))
+        if not piece["exact"]:
+            sys.exit(f"错误：{args.mark}没有 {shown} 这种句式（训练集里至少 {MIN_COUNT} 首才算）；最近的 "
+                     f"{'-'.join(map(str, piece['nearest']))}，句子分 {piece['clause']:.0%}")
+        print("\n".join(show_marks(piece["marks"])))
+        print(f"句式 {shown}；押韵 {percent(piece['rhyme'])}，平仄 {percent(piece['tones'])}，"
+              f"{'全合' if piece['full'] else '不是全合'}")
+        return
     if args.tone_thresholds:
         print("| 门槛 | 定了的位置 | 真词守住 | 真词全合 | 随机的字碰上 | 随机的字全合 |\n|---:|---:|---:|---:|---:|---:|")
         for row in tone_thresholds(text):

@@ -1,10 +1,13 @@
 """看格律怎样一点点学出来：跑一次 v23 --minutes=N，每次评估存下的检查点都留一份，再逐个用 scripts/form.py 量。
 
 用法（机器上别的都停下：墙上的时间就是结果）
-  python scripts/form_curve.py --minutes 30   # 写 docs/reports/form_curve_30.json、docs/reports/minutes_runs/ 和 docs/form_curve.png
+  python scripts/form_curve.py --minutes 30   # 写 docs/reports/form_curve_30.json 和 docs/reports/minutes_runs/ 里的两个文件：
+                                              # v23 的输出 v23_30min.txt、最后那个检查点的 form.py 报告 v23_30min_form.txt
+  python scripts/form_curve.py --rescore 30   # 不训练：用留下的检查点（checkpoints/form_curve_30/）重新量，尺子改了以后用
   python scripts/form_curve.py --render docs/reports/form_curve_10.json docs/reports/form_curve_30.json   # 不训练，只重画图
 
-每个点：从开始算起的分钟、验证损失、合律和句子分（温度 1.0 和 0.8，每个词牌 20 首，种子固定，和 form.py 的默认一样）。
+每个点：从开始算起的分钟、验证损失，和 form.py 的分数：合律、句子分、押韵、平仄、全合（温度 1.0 和 0.8，每个词牌 20 首，
+种子固定，和 form.py 的默认一样）。每次评估存下的检查点留在 checkpoints/form_curve_N/（stepS.pt；最后一个也是 v26 的起点）。
 """
 
 import argparse
@@ -12,7 +15,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -70,6 +72,11 @@ def draw(curves, out):
                 label=name("合律，温度 0.8", "exact fit, T=0.8"))
         ax.plot(x, [p["form"]["1.0"]["clause"] * 100 for p in points], "o-", color="C2", **style,
                 label=name("句子分，温度 1.0", "clause score, T=1.0"))
+        if "rhyme" in points[-1]["form"]["1.0"]:  # 押韵和全合（尺子读韵书以后才有）
+            ax.plot(x, [p["form"]["1.0"]["rhyme"] * 100 for p in points], "^-", color="C1", **style,
+                    label=name("押韵，温度 1.0", "rhyme, T=1.0"))
+            ax.plot(x, [p["form"]["1.0"]["full"] * 100 for p in points], "d-", color="C4", **style,
+                    label=name("全合（句式、韵、平仄），温度 1.0", "full form, T=1.0"))
         second.plot(x, [p["val_loss"] for p in points], "x:", color="C3", **style,
                     label=name("验证损失（右轴）", "val loss (right axis)"))
         ax.annotate(label(f"{minutes} 分钟", f"{minutes} min"), (x[-1], points[-1]["form"]["1.0"]["exact"] * 100),
@@ -77,6 +84,9 @@ def draw(curves, out):
         ceiling = curve["ceiling"]
     ax.axhline(ceiling["exact"] * 100, color="C0", lw=0.8, ls="-.")
     ax.axhline(ceiling["clause"] * 100, color="C2", lw=0.8, ls="-.")
+    for key, color in (("rhyme", "C1"), ("full", "C4")):
+        if key in ceiling:
+            ax.axhline(ceiling[key] * 100, color=color, lw=0.8, ls="-.")
     ax.text(0.3, ceiling["exact"] * 100 - 5, label("点划线：天花板（验证集的真词）", "dash-dot: ceiling (real pieces)"),
             fontsize=8)
     ax.set_ylim(0, 100)
@@ -90,9 +100,44 @@ def draw(curves, out):
     print(f"写好了：{out}")
 
 
+def write_report(checkpoint, text, name, steps):
+    """最后一个检查点的 form.py 报告（和 python scripts/form.py --checkpoint 打印的一样），存进 minutes_runs/。"""
+    writer = form.NeuralWriter(checkpoint, "v23", 1.0)
+    results = form.evaluate(writer, text, 20, 1337)
+    floor = form.evaluate(form.CountingWriter(text, 1.0), text, 20, 1337)
+    out = REPORTS / "minutes_runs" / f"v23_{name}min_form.txt"
+    out.write_text(form.report(f"v23 --minutes={name}（训练了 {steps} 步）", results, form.ceiling(text), floor,
+                               form.random_characters(text)) + "\n", encoding="utf-8")
+    print(f"写好了：{out}")
+
+
+def rescore(name):
+    """尺子改了：用 checkpoints/form_curve_N/ 里留下的检查点重新量每个点，改写 json（训练的数不动）。"""
+    path = REPORTS / f"form_curve_{name}.json"
+    keep = ROOT / "checkpoints" / f"form_curve_{name}"
+    if not path.exists():
+        sys.exit(f"错误：没有 {path}：先跑 python scripts/form_curve.py --minutes {name}")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    missing = [p["step"] for p in result["points"] if not (keep / f"step{p['step']}.pt").exists()]
+    if missing:
+        sys.exit(f"错误：{keep} 里没有第 {missing[0]} 步的检查点（只有在这台机器上跑过 --minutes {name} 才有）")
+    text = (ROOT / "ci.txt").read_text(encoding="utf-8")
+    for point in result["points"]:
+        point["form"] = score(keep / f"step{point['step']}.pt", text)
+        print(point["step"], json.dumps(point["form"]["1.0"], ensure_ascii=False), flush=True)
+    result["ceiling"] = form.overall(form.ceiling(text))
+    result["random_characters"] = form.overall(form.random_characters(text))
+    result["rescored"] = date.today().isoformat()
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"写好了：{path}")
+    last = result["points"][-1]["step"]
+    write_report(keep / f"step{last}.pt", text, name, last)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, help="给 v23 几分钟")
+    parser.add_argument("--rescore", help="不训练：重新量 docs/reports/form_curve_N.json 里每个点留下的检查点，例如 --rescore 30")
     parser.add_argument("--render", nargs="+", help="不训练：用这些 docs/reports/form_curve_*.json 重画 docs/form_curve.png")
     args = parser.parse_args()
     if args.render:
@@ -100,27 +145,32 @@ def main():
             encoding="utf-8")) for p in args.render}
         draw(curves, PICTURES / "form_curve.png")
         return
+    if args.rescore:
+        rescore(args.rescore)
+        return
     if not args.minutes:
-        sys.exit("错误：给 --minutes 或 --render")
+        sys.exit("错误：给 --minutes、--rescore 或 --render")
     text = (ROOT / "ci.txt").read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory() as tmp:
-        saved, output, wall = run(args.minutes, Path(tmp))
-        evals = {e["step"]: e for e in parse_steps(output)}
-        points = []
-        for seconds, step, checkpoint in saved:
-            points.append({"minutes": round(seconds / 60, 2), "step": step, "val_loss": evals[step]["val_loss"],
-                           "train_loss": evals[step]["train_loss"], "form": score(checkpoint, text)})
-            print(json.dumps(points[-1], ensure_ascii=False), flush=True)
     name = f"{args.minutes:g}"
+    keep = ROOT / "checkpoints" / f"form_curve_{name}"
+    keep.mkdir(parents=True, exist_ok=True)
+    saved, output, wall = run(args.minutes, keep)
+    evals = {e["step"]: e for e in parse_steps(output)}
+    points = []
+    for seconds, step, checkpoint in saved:
+        points.append({"minutes": round(seconds / 60, 2), "step": step, "val_loss": evals[step]["val_loss"],
+                       "train_loss": evals[step]["train_loss"], "form": score(checkpoint, text)})
+        print(json.dumps(points[-1], ensure_ascii=False), flush=True)
     logs = REPORTS / "minutes_runs"
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"v23_{name}min.txt").write_text(output, encoding="utf-8")
     result = {"minutes": name, "command": f"python scripts/form_curve.py --minutes {name}", "wall_seconds": round(wall, 1),
               "machine": machine("cpu"), "date": date.today().isoformat(), "ceiling": form.overall(form.ceiling(text)),
-              "samples": parse_samples(output), "points": points}
+              "random_characters": form.overall(form.random_characters(text)), "samples": parse_samples(output), "points": points}
     path = REPORTS / f"form_curve_{name}.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"写好了：{path}（墙上时间 {wall / 60:.2f} 分钟）")
+    write_report(saved[-1][2], text, name, saved[-1][1])
 
 
 if __name__ == "__main__":

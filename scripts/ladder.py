@@ -257,11 +257,13 @@ FORM_TEMPERATURES = {"form": 1.0, "form_t08": 0.8}  # 结果里的键 -> 写词�
 
 
 def form_cells(result):
-    """合律、句子分两列，每列“温度 1.0 / 温度 0.8”；没量过的写 —。"""
+    """合律、句子分两列，每列“温度 1.0 / 温度 0.8”；押韵、平仄、全合一列（温度 1.0）。没量过的写 —。"""
     cells = []
     for measure in ("exact", "clause"):
         found = [f"{result[key]['overall'][measure]:.0%}" if result.get(key) else "—" for key in FORM_TEMPERATURES]
         cells.append(" / ".join(found))
+    overall = (result.get("form") or {}).get("overall", {})
+    cells.append(" / ".join(f"{overall[m]:.0%}" if overall.get(m) is not None else "—" for m in ("rhyme", "tones", "full")))
     return " | ".join(cells)
 
 
@@ -274,7 +276,8 @@ def form_note(report, pictures=""):
     pieces = max(len(tune["shapes"]) for tune in form["tunes"].values() if tune)
     return (f"“合律”“句子分”是第二把尺子（`scripts/form.py`）：每个版本训练完，从八个常见词牌（浣溪沙、鹧鸪天……）的"
             f"“<词牌> ”开头各写 {pieces} 首，"
-            f"看每一句的字数合不合这个词牌（合律 = 整首的句式在训练集里有据可查；句子分 = 和最近的句式逐句比，字数对的句子占几成）。"
+            f"看每一句的字数合不合这个词牌（合律 = 整首的句式在训练集里有据可查；句子分 = 和最近的句式逐句比，字数对的句子占几成），"
+            "再看押韵、平仄（句式不合的词记 0，所以这两个数不会高过合律；全合 = 句式、韵脚、平仄都守住）。"
             "每格两个数：写词的温度 1.0 / 0.8（0.8 更保守，常见的字更常被挑中）。"
             f"天花板是验证集里的真词：合律 {ceiling['exact']:.0%}，句子分 {ceiling['clause']:.0%}。"
             f"图：[form.png]({pictures}form.png)。\n")
@@ -321,8 +324,8 @@ def provenance(report):
 def same_markdown(report, pictures=""):
     v0 = report["counting"]
     rows = [("| 版本 | 参数量 | 训练速度（字/秒） | 步数 | 训练损失 | 验证损失 | 比上一版 | 比 v0 数数 | 合律（温度 1.0 / 0.8） | "
-             "句子分（1.0 / 0.8） | 用时 |"),
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+             "句子分（1.0 / 0.8） | 押韵 / 平仄 / 全合（1.0） | 用时 |"),
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             (f"| {v0['script']}（数数，不训练） | | | | | **{v0['val_loss']:.3f}** | | | {form_cells(v0)} | "
             f"{fmt_seconds(v0['wall_seconds'])} |")]
     previous = None

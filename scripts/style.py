@@ -6,25 +6,31 @@
   python scripts/style.py --checkpoint checkpoints/babygpt_v24_finetune.pt   # 一个检查点写的词：风格分、抄了多少
   python scripts/style.py --checkpoint ... --poet 苏轼 --json
 
-留出的词（谁也不用它们训练）
-  每位词人按在 ci.txt 里的顺序，第 10、20、30……首留出来（HOLD_EVERY）：基础模型的预训练、分类器、微调都不用它们。
-  规则短，v24 里也写了一遍（split_held_out），两边算出同样的词；tests/test_finetune.py 检查两边一样。
+三份词（一位词人的词按在 ci.txt 里的顺序编号 1、2、3……）
+  留出的词：第 10、20、30……首（HOLD_EVERY）。基础模型的预训练、分类器、微调都不用它们；天花板在它们上面量。
+  微调的词：其余的单数号（1、3、5……）。v24、v25 只用它们接着训练。
+  分类器的词：其余的双数号（2、4、6……）。只有分类器用它们认“这位词人”。
+  分类器和微调从不看同一首词：一个把微调的词背下来的模型，风格分顶多是分类器认他没见过的词的那几成
+  （下面的“照抄微调的词能得几分”），不会因为背得多就越来越高。
+  规则短，v24 里也写了一遍，两边算出同样的词；tests/test_finetune.py 检查两边一样。
 
 分类器：朴素贝叶斯，v0 的表亲（纯 Python，数数）
   只看正文（“词牌 作者”那一行不算，不然看作者名就行了），特征是每个字和每两个相邻的字。
-  两类：这位词人的词、其他人的词（都只用留下的词数）。一首词的分数 = 两类下出现这些特征的对数概率之差，
+  两类：这位词人的词（只用分类器的词）、其他人的词（留出的以外都用）。一首词的分数 = 两类下出现这些特征的对数概率之差，
   按特征个数平均。平滑不是加一，是狄利克雷先验：每一类都补上一共 SMOOTHING = 10,000 次假想的出现，
   按两类合起来的频率分给各个特征（见 NaiveBayes；加一平滑会把词人那一类的每个特征都压得很低）。
   两类一样看待（不按首数加先验：其他人的词多三十倍，加了先验就几乎从不说“是他”）。分数大于 0 就算他的。
   天花板：他的留出词里有几成被认成他的；误报：别人的留出词里有几成被认成他的。
+  照抄微调的词能得几分：他的微调的词里有几成被认成他的（分类器也没见过它们）。
+  每个比例都带标准误差 √(p(1−p)/n)：100 首词的比例大约 ±4 到 5 个百分点，差得比这小的两个数分不出高低。
 
 一个模型的风格分
   开头是这位词人最常用的 TUNE_COUNT 个词牌，各跟着他的名字，和 ci.txt 的标题行一样（“鹧鸪天 辛弃疾”），
   每个写 N 首（默认 20，种子固定），写到第一个空行。风格分 = 被认成他写的那几成。
   基础模型用同样的开头（提示里已经有作者名），它的风格分是地板：微调得比“提示里写上名字”更像才算数。
 抄了多少
-  写出的正文里每一段连续 8 个字（COPY_RUN），有几成原样出现在他的某一首词里；再给出最长的原样照抄有几个字。
-  像他不等于抄他：和基础模型比。
+  写出的正文里每一段连续 8 个字（COPY_RUN，跨过换行：换行去掉再数），有几成原样出现在他的某一首词里；
+  再给出最长的原样照抄有几个字。像他不等于抄他：和基础模型比。
 """
 
 import argparse
@@ -58,6 +64,14 @@ def split_held_out(text):
         seen[author(piece)] += 1
         (held if seen[author(piece)] % HOLD_EVERY == 0 else kept).append(piece)
     return kept, held
+
+
+def split_poet(text, poet):
+    """这位词人的 (微调的词, 分类器的词, 留出的词)：第 10、20……首留出；其余的单数号给微调，双数号给分类器。"""
+    mine = [piece for piece in pieces(text) if author(piece) == poet]
+    numbered = list(enumerate(mine, 1))
+    return ([p for i, p in numbered if i % HOLD_EVERY and i % 2], [p for i, p in numbered if i % HOLD_EVERY and not i % 2],
+            [p for i, p in numbered if not i % HOLD_EVERY])
 
 
 def base_corpus(text):
@@ -106,28 +120,36 @@ class NaiveBayes:
 
 
 def classifier(text, poet):
-    """在留下的词上训练的分类器，和 (他的留出词, 别人的留出词) 的正文。"""
-    kept, held = split_held_out(text)
-    model = NaiveBayes([body(p) for p in kept if author(p) == poet], [body(p) for p in kept if author(p) != poet])
-    return model, [body(p) for p in held if author(p) == poet], [body(p) for p in held if author(p) != poet]
+    """分类器（他那一类只用分类器的词，别人那一类用别人留下的词），和 {"held": 他的留出词, "finetune": 他的微调的词,
+    "others": 别人的留出词} 的正文。"""
+    finetune, mine, held = split_poet(text, poet)
+    kept, held_all = split_held_out(text)
+    model = NaiveBayes([body(p) for p in mine], [body(p) for p in kept if author(p) != poet])
+    return model, {"held": [body(p) for p in held], "finetune": [body(p) for p in finetune],
+                   "others": [body(p) for p in held_all if author(p) != poet]}
 
 
 def share(model, texts):
     return sum(model.is_poet(t) for t in texts) / max(len(texts), 1)
 
 
+def error(p, n):
+    """比例 p（n 首里）的标准误差。"""
+    return (p * (1 - p) / n) ** 0.5 if n else 0.0
+
+
 def copied(texts, poet_pieces, run=COPY_RUN):
-    """(写出的正文里连续 run 个字原样出现在他的词里的比例, 最长的原样照抄有几个字)。不跨行。"""
-    source = "\n".join(body(p) for p in poet_pieces)
+    """(写出的正文里连续 run 个字原样出现在他的词里的比例, 最长的原样照抄有几个字)。换行去掉再数：跨行照抄也算。"""
+    flat = lambda t: t.replace("\n", "")
+    source = "|".join(flat(body(p)) for p in poet_pieces)  # “|”：不让一首的末尾和下一首的开头连成一段
     grams = {source[i:i + run] for i in range(len(source) - run + 1)}
-    windows = [line[i:i + run] for t in texts for line in t.split("\n") for i in range(len(line) - run + 1)]
+    windows = [flat(t)[i:i + run] for t in texts for i in range(len(flat(t)) - run + 1)]
     longest = 0
-    for t in texts:
-        for line in t.split("\n"):
-            for start in range(len(line)):  # 从每个位置起，往后能在原文里找到多长
-                length = longest + 1
-                while start + length <= len(line) and line[start:start + length] in source:
-                    longest, length = length, length + 1
+    for line in map(flat, texts):
+        for start in range(len(line)):  # 从每个位置起，往后能在原文里找到多长
+            length = longest + 1
+            while start + length <= len(line) and line[start:start + length] in source:
+                longest, length = length, length + 1
     return sum(w in grams for w in windows) / max(len(windows), 1), longest
 
 
@@ -150,6 +172,7 @@ def evaluate(writer, text, poet, count, seed):
     train = form.split(text)[0]  # 合不合律：和 scripts/form.py 同一个算法（训练集里有据可查的句式）
     tunes = top_tunes(text, poet)
     shapes = form.attested(train, tunes)
+    patterns = form.learn_patterns(train, shapes)  # 押韵和平仄：也和 form.py 同一个算法
     bodies, fits = [], []
     for i, tune in enumerate(tunes):
         prompt = f"{tune} {poet}"
@@ -158,11 +181,14 @@ def evaluate(writer, text, poet, count, seed):
         longest = max(len(body(p)) for p in pieces(text) if p.startswith(prompt + "\n"))
         for written in writer.write(prompt, count, longest + 20, seed + i):
             bodies.append(form.body_of(written, prompt))
-            fits.append(form.score(form.shape(bodies[-1]), shapes[tune])[0] if shapes[tune] else 0)
+            fits.append(form.judge_piece(bodies[-1], shapes[tune], patterns[tune]))
     rate, longest_copy = copied(bodies, [p for p in pieces(text) if author(p) == poet])
     liked = [b for b in bodies if model.is_poet(b)]
-    return {"style": len(liked) / len(bodies), "copy": rate, "longest_copy": longest_copy,
-            "exact": sum(fits) / len(fits), "tunes": tunes, "example": max(liked or bodies, key=model.log_odds)}
+    style = len(liked) / len(bodies)
+    return {"style": style, "style_error": error(style, len(bodies)), "pieces": len(bodies), "copy": rate,
+            "longest_copy": longest_copy, **{key: sum(f[key] for f in fits) / len(fits) for key in ("exact", "rhyme", "tones", "full")},
+            "tunes": tunes,
+            "example": max(liked or bodies, key=model.log_odds)}
 
 
 def main():
@@ -196,9 +222,12 @@ def main():
         sys.exit(f"错误：语料里没有 {args.poet} 的词；首数最多的十位：{'、'.join(known_poets(text))}")
     if args.pieces < 1 or args.temperature <= 0:
         sys.exit("错误：--pieces 至少 1，--temperature 要大于 0")
-    model, mine, others = classifier(text, args.poet)
-    found = {"poet": args.poet, "ceiling": share(model, mine), "false_positives": share(model, others),
-             "held_out": len(mine)}
+    model, sets = classifier(text, args.poet)
+    found = {"poet": args.poet, "held_out": len(sets["held"]), "finetune_pieces": len(sets["finetune"]),
+             "classifier_pieces": len(split_poet(text, args.poet)[1])}
+    for key, which in (("ceiling", "held"), ("copying_finetune", "finetune"), ("false_positives", "others")):
+        found[key] = share(model, sets[which])
+        found[f"{key}_error"] = error(found[key], len(sets[which]))
     if args.checkpoint:
         import form
         found["model"] = evaluate(form.checkpoint_writer(args.checkpoint, args.version, args.temperature), text,
@@ -206,12 +235,18 @@ def main():
     if args.json:
         print(json.dumps(found, ensure_ascii=False))
         return
-    print(f"{args.poet}：分类器的天花板 {found['ceiling']:.0%}（他的 {len(mine)} 首留出词），"
-          f"误报 {found['false_positives']:.1%}（别人的 {len(others):,} 首留出词）")
+    pm = lambda key, digits=0: f"{found[key]:.{digits}%} ± {found[key + '_error']:.{digits}%}"
+    print(f"{args.poet}：分类器只学了他的 {found['classifier_pieces']} 首（双数号），从没见过微调的词和留出的词。\n"
+          f"  天花板（他的 {found['held_out']} 首留出词认成他的）：{pm('ceiling')}\n"
+          f"  照抄微调的词能得几分（他的 {found['finetune_pieces']} 首微调的词认成他的）：{pm('copying_finetune')}\n"
+          f"  误报（别人的 {len(sets['others']):,} 首留出词认成他的）：{pm('false_positives', 1)}")
     if "model" in found:
         m = found["model"]
-        print(f"\n| 检查点 | 风格分 | 合律 | 抄（连续 {COPY_RUN} 个字） | 最长照抄 |\n|---|---:|---:|---:|---:|\n"
-              f"| {args.checkpoint} | {m['style']:.0%} | {m['exact']:.0%} | {m['copy']:.1%} | {m['longest_copy']} 字 |\n\n"
+        print(f"\n| 检查点 | 风格分 | 合律 | 押韵 | 平仄 | 全合 | 抄（连续 {COPY_RUN} 个字） | 最长照抄 |\n"
+              f"|---|---:|---:|---:|---:|---:|---:|---:|\n"
+              f"| {args.checkpoint} | {m['style']:.0%} ± {m['style_error']:.0%} | {m['exact']:.0%} | {m['rhyme']:.0%} | "
+              f"{m['tones']:.0%} | {m['full']:.0%} | {m['copy']:.1%} | {m['longest_copy']} 字 |\n\n"
+              f"风格分：写出的 {m['pieces']} 首里被分类器认成他写的几成（± 是标准误差）。"
               f"词牌：{'、'.join(m['tunes'])}，每个 {args.pieces} 首。最像他的一首：\n\n{m['example']}")
 
 

@@ -35,10 +35,11 @@ def test_the_poets_held_out_pieces_are_never_trained_on(base, small_corpus):
     vars(module).update(init_from=str(base), poet="柳永")
     _, tokenizer, splits = module.finetune_data(argparse.Namespace(given=set()), text)
     trained, validated = (tokenizer.decode(splits[name].tolist()) for name in ("train", "val"))
-    kept, held = style.split_held_out(text)  # scripts/style.py 的规则：两边留出的是同一批词
-    held = [p for p in held if style.author(p) == "柳永"]
+    finetune, judged, held = style.split_poet(text, "柳永")  # scripts/style.py 的规则：两边分出的是同一批词
+    assert held == [p for p in style.split_held_out(text)[1] if style.author(p) == "柳永"]
     assert len(held) == 18 and all(piece in validated and piece not in trained for piece in held)
-    assert all(piece in trained for piece in kept if style.author(piece) == "柳永")
+    assert len(finetune) == 95 and all(piece in trained for piece in finetune)
+    assert len(judged) == 76 and not any(piece in trained + validated for piece in judged)  # 分类器的词：微调从不看
     assert "李煜" not in trained + validated  # 只有他的词
     assert module.n_layer == 1 and module.n_kv_head == 1  # 形状来自基础模型
     assert module.prompts.split(",")[0].endswith(" 柳永")
@@ -49,11 +50,12 @@ def test_finetune_starts_from_the_base_and_records_it(base, small_corpus, tmp_pa
             f"--init_from={base}", "--poet=柳永"]
     r = in_process(V24, *args)
     assert r.returncode == 0, r.stderr
-    assert "微调：从" in r.stdout and "柳永 的 171 首词训练，留出的 18 首验证" in r.stdout
+    assert "微调：从" in r.stdout and "柳永 的 95 首词训练，留出的 18 首验证" in r.stdout
     text = small_corpus.read_text(encoding="utf-8")
-    mine = sum(len(piece) for piece in text.split("\n\n") if style.author(piece) == "柳永")
+    finetune, _, held = style.split_poet(text, "柳永")
+    mine = sum(len(piece) for piece in finetune + held)
     size = int(r.stdout.split("语料 ")[1].split(" 字")[0].replace(",", ""))
-    assert mine * 0.9 < size < mine * 1.1 < len(text)  # 说的是他的词有多少字，不是整个语料
+    assert mine * 0.9 < size < mine * 1.1 < len(text)  # 说的是他的微调的词和留出的词有多少字，不是整个语料
     assert [s for s, _, _ in steps(r.stdout)] == [0, 3, 6]
     state = torch.load(tmp_path / f"{V24.stem}.pt", weights_only=True)
     assert state["hyperparameters"]["init_from"] == str(base) and state["hyperparameters"]["poet"] == "柳永"
@@ -91,7 +93,8 @@ def test_the_poets_tunes_are_ordered_by_count_then_by_first_appearance(base, cap
     module = load(V24)
     vars(module).update(init_from=str(base), poet="某甲")
     module.finetune_data(argparse.Namespace(given=set()), "\n\n".join(pieces) + "\n")
-    assert module.prompts == "癸调 某甲,丙调 某甲,甲调 某甲"  # 癸调两首在前；其余各一首：丙调、甲调先出现
+    # 从微调的词（单数号：癸、甲、乙、己、辛、癸）里数：癸调两首在前；其余各一首，甲调、乙调先出现
+    assert module.prompts == "癸调 某甲,甲调 某甲,乙调 某甲"
     vars(module).update(poet="某丙")
     with pytest.raises(SystemExit):  # 词人也一样：都是 11 首，先出现的某乙在前
         module.finetune_data(argparse.Namespace(given=set()), "\n\n".join(pieces) + "\n")

@@ -168,8 +168,17 @@ def test_ceiling_above_chance_and_a_piece_that_does_not_fit_scores_zero():
     text = (ROOT / "ci.txt").read_text(encoding="utf-8")
     roof, chance = form.overall(form.ceiling(text)), form.overall(form.random_characters(text))
     assert chance["exact"] == roof["exact"]  # 随机的字填进真词的句式：句式一样
-    assert roof["rhyme"] > 0.8 > 0.3 > chance["rhyme"] and roof["tones"] > 0.85 > 0.6 > chance["tones"]
+    assert roof["rhyme"] > 0.8 and chance["rhyme"] < 0.3 and roof["tones"] > 0.85 and chance["tones"] < 0.6
     assert roof["full"] > 0.6 and chance["full"] < 0.01 and roof["unknown"] < 0.02
     _, shapes, patterns = form.rules(text)
     short = form.judge_piece(QIN_GUAN.rsplit("\n", 1)[0], shapes["浣溪沙"], patterns["浣溪沙"])  # 少了最后一句
     assert (short["exact"], short["rhyme"], short["tones"], short["full"]) == (0, 0.0, 0.0, 0)
+
+
+def test_mark_a_piece_from_the_command_line():
+    r = in_process(ROOT / "scripts" / "form.py", "--mark", "浣溪沙", "--text", QIN_GUAN.replace("穷秋", "穷年"))
+    assert r.returncode == 0, r.stderr
+    assert "晓阴无赖似穷年  中平中仄仄平平  韵 年：第七部，没押上" in r.stdout
+    assert "句式 7-7-7-7-7-7；押韵 80%，平仄 100%，不是全合" in r.stdout
+    one_line_error(in_process(ROOT / "scripts" / "form.py", "--mark", "浣溪沙", "--text", "一二三。"), 1, "没有 3 这种句式")
+    one_line_error(in_process(ROOT / "scripts" / "form.py", "--mark", "虞美人", "--text", "一二三。"), 1, "--mark 要一个词牌")

@@ -31,10 +31,20 @@ def test_every_tenth_piece_of_each_poet_is_held_out_of_the_base_corpus():
     assert style.pieces(base) == kept
 
 
+def test_the_classifier_never_sees_what_the_finetune_trains_on():
+    text = tiny_corpus()
+    finetune, judged, held = style.split_poet(text, "甲")
+    mine = [p for p in style.pieces(text) if style.author(p) == "甲"]
+    assert held == mine[9::10] and finetune == [p for i, p in enumerate(mine, 1) if i % 10 and i % 2]
+    assert len(finetune) == 15 and len(judged) == 12 and not set(finetune) & set(judged)
+    assert sorted(finetune + judged + held) == sorted(mine)
+
+
 def test_the_classifier_tells_two_poets_apart():
     text = tiny_corpus()
-    model, mine, others = style.classifier(text, "甲")
-    assert len(mine) == 3 and len(others) == 6
+    model, sets = style.classifier(text, "甲")
+    mine, others = sets["held"], sets["others"]
+    assert len(mine) == 3 and len(others) == 6 and len(sets["finetune"]) == 15
     assert style.share(model, mine) == 1.0  # 甲的留出词都认成甲的
     assert all(not model.is_poet(t) for t in others if "山" in t and "风" not in t)  # 乙的一首也不认
     assert model.log_odds("风花雪月") > 0 > model.log_odds("山水云烟")
@@ -43,8 +53,11 @@ def test_the_classifier_tells_two_poets_apart():
 def test_a_copy_is_found_and_its_length_measured():
     poet = ["调 甲\n一二三四五六七八九十，甲乙丙丁。"]
     rate, longest = style.copied(["三四五六七八九十\n天地玄黄宇宙洪荒"], poet)
-    assert longest == 8 and rate == 1 / 2  # 两行各一段 8 个字：第一行的抄了，第二行的没抄
+    assert longest == 8 and rate == 1 / 9  # 换行去掉后 16 个字、9 段：只有第一段是抄的
     assert style.copied(["天地玄黄宇宙洪荒"], poet) == (0.0, 0)
+    across = style.copied(["一二三四\n五六七八九"], poet)  # 跨过换行的照抄也算
+    assert across == (1.0, 9)
+    assert style.copied(["十，甲乙丙丁。调"], ["调 甲\n一二三四五六七八九十，甲乙丙丁。", "调 乙\n调子"])[1] == 7
 
 
 def test_write_corpus_never_touches_ci_txt(tmp_path):
@@ -69,8 +82,10 @@ def test_a_checkpoint_gets_a_style_score_a_copy_rate_and_a_form_score(tmp_path):
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout)
     assert found["poet"] == "甲" and found["ceiling"] == 1.0 and found["held_out"] == 3
+    assert found["finetune_pieces"] == 15 and found["classifier_pieces"] == 12 and found["ceiling_error"] == 0.0
     model = found["model"]
     assert len(model["tunes"]) == style.TUNE_COUNT and all(t.startswith("调") for t in model["tunes"])
+    assert abs(model["style_error"] - (model["style"] * (1 - model["style"]) / model["pieces"]) ** 0.5) < 1e-12
     for key in ("style", "copy", "exact"):
         assert 0 <= model[key] <= 1
     assert model["longest_copy"] >= 0 and isinstance(model["example"], str)
