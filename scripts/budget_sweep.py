@@ -283,7 +283,7 @@ def picks(constants, speeds, minutes_list=(5, 10, 20, 30)):
     return chosen
 
 
-PLAN_LINE = re.compile(r"^--minutes=([\d.]+)：选 n_embed=(\d+)、.*?(\d+) 步看 ([\d.]+)M 字.*?训练集 ([\d.]+) 遍.*?"
+PLAN_LINE = re.compile(r"^--minutes=([\d.]+)：选 n_embed=(\d+)、.*?(\w+) 实测 ([\d,]+) 字/秒，(\d+) 步看 ([\d.]+)M 字.*?训练集 ([\d.]+) 遍.*?"
                        r"预测验证损失 ([\d.]+)", re.MULTILINE)
 
 
@@ -294,8 +294,9 @@ def minutes_runs(folder=REPORTS / "minutes_runs"):
         text = path.read_text(encoding="utf-8")
         plan_line, steps = PLAN_LINE.search(text), parse_steps(text)
         if plan_line and steps:
-            minutes, n_embed, iters, tokens, passes, predicted = plan_line.groups()
+            minutes, n_embed, dtype, speed, iters, tokens, passes, predicted = plan_line.groups()
             found.append({"file": path.name, "minutes": float(minutes), "n_embed": int(n_embed), "steps": int(iters),
+                          "dtype": dtype, "speed": int(speed.replace(",", "")),
                           "tokens": float(tokens), "passes": float(passes), "predicted": float(predicted),
                           "val_loss": steps[-1]["val_loss"]})
     return found
@@ -409,18 +410,18 @@ def picks_section(c, speeds, runs):
                    "它不算 v23 开训前量各个大小用掉的时间（每个大小训练几步，最多两成分钟），所以给的字数偏多。")]
     if runs:
         lines += ["", "真的跑过的 --minutes（`python scripts/form_curve.py --minutes N` 存下的输出）：", "",
-                  "| 记录 | 分钟 | 挑的宽度 | 步数 | 字数 | 训练集的几遍 | 预测验证损失 | 实测验证损失 |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| 记录 | 分钟 | 挑的宽度 | 它量到的速度 | 步数 | 字数 | 训练集的几遍 | 预测验证损失 | 实测验证损失 |",
+                  "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
         for r in runs:
-            lines.append(f"| [{r['file']}](minutes_runs/{r['file']}) | {r['minutes']:g} | {r['n_embed']} | {r['steps']:,} | "
+            lines.append(f"| [{r['file']}](minutes_runs/{r['file']}) | {r['minutes']:g} | {r['n_embed']} | {r['dtype']} {r['speed']:,} 字/秒 | {r['steps']:,} | "
                          f"{r['tokens']:g}M | {r['passes']:g} | {r['predicted']:.2f} | {r['val_loss']:.3f} |")
         for minutes, options in ranked.items():
             chose = sorted({r["n_embed"] for r in runs if r["minutes"] == minutes})
             if chose and chose != [options[0][0]]:
                 gap = options[1][2] - options[0][2] if len(options) > 1 else 0
                 lines += ["", (f"{minutes} 分钟：表里挑 {options[0][0]} 宽，实测挑的是 {'、'.join(map(str, chose))} 宽。"
-                               f"表里最好的两个大小预测只差 {gap:.3f}，速度量得差几个百分点、或者量速度用掉的时间不同，挑的就会换；"
-                               "以真的跑出来的为准。")]
+                               f"表里最好的两个大小预测只差 {gap:.3f}；v23 按它开训前在这台机器上量到的速度挑（“它量到的速度”一栏），"
+                               "那一刻机器慢了、或者量速度用掉的时间不同，挑的就会换：以真的跑出来的为准。")]
     fast = speeds["speeds"]
     ratio = fast["64"]["bfloat16"]["step"] / fast["128"]["bfloat16"]["step"] if "bfloat16" in fast["64"] else None
     lines += ["", ("每个参数只看几个字，远少于 Chinchilla 的约 20 个。一是这里按分钟算，不按算力算："
