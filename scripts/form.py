@@ -408,6 +408,12 @@ def show_marks(marks):
     return lines
 
 
+def verdict(piece):
+    """一首合律的词最后那一行：句式、押韵、平仄、全合没有。"""
+    return (f"句式 {'-'.join(map(str, piece['shape']))}；押韵 {percent(piece['rhyme'])}，平仄 {percent(piece['tones'])}，"
+            f"{'全合' if piece['full'] else '不是全合'}")
+
+
 def report(name, results, roof, floor, chance):
     pieces = len(next(r for r in results.values() if r)["pieces"])
     lines = [f"{name}：每个词牌写 {pieces} 首", "",
@@ -430,9 +436,7 @@ def report(name, results, roof, floor, chance):
         found = example(results, want)
         lines += ["", f"{title}：" + ("（没有）" if found is None else found["tune"])]
         if found and want:
-            lines += show_marks(found["marks"])
-            lines.append(f"句式 {'-'.join(map(str, found['shape']))}；押韵 {percent(found['rhyme'])}，"
-                         f"平仄 {percent(found['tones'])}，{'全合' if found['full'] else '不是全合'}")
+            lines += show_marks(found["marks"]) + [verdict(found)]
         elif found:
             lines += [found["body"], (f"句式 {'-'.join(map(str, found['shape']))}；最近的 "
                                       f"{'-'.join(map(str, found['nearest']))}（句子分 {found['clause']:.0%}）")]
@@ -485,6 +489,12 @@ def measure(argv=None):
     return args, text, results, name
 
 
+def full_report(name, results, text, temperature, count, seed):
+    """report 加上天花板、地板（v0 用同样的温度、首数、种子写）和随机字的对照：python scripts/form.py 打印的就是它。"""
+    floor = evaluate(CountingWriter(text, temperature), text, count, seed)
+    return report(name, results, ceiling(text), floor, random_characters(text))
+
+
 def as_json(results, text):
     """--json 打印的内容：summary 加上验证集的天花板。"""
     return {**summary(results), "ceiling": overall(ceiling(text)), "random_characters": overall(random_characters(text))}
@@ -499,9 +509,7 @@ def main():
         if not piece["exact"]:
             sys.exit(f"错误：{args.mark}没有 {shown} 这种句式（训练集里至少 {MIN_COUNT} 首才算）；最近的 "
                      f"{'-'.join(map(str, piece['nearest']))}，句子分 {piece['clause']:.0%}")
-        print("\n".join(show_marks(piece["marks"])))
-        print(f"句式 {shown}；押韵 {percent(piece['rhyme'])}，平仄 {percent(piece['tones'])}，"
-              f"{'全合' if piece['full'] else '不是全合'}")
+        print("\n".join(show_marks(piece["marks"]) + [verdict(piece)]))
         return
     if args.tone_thresholds:
         print("| 门槛 | 定了的位置 | 真词守住 | 真词全合 | 随机的字碰上 | 随机的字全合 |\n|---:|---:|---:|---:|---:|---:|")
@@ -513,8 +521,7 @@ def main():
     if args.json:
         print(json.dumps(as_json(results, text), ensure_ascii=False))
         return
-    floor = evaluate(CountingWriter(text, args.temperature), text, args.pieces, args.seed)
-    print(report(name, results, ceiling(text), floor, random_characters(text)))
+    print(full_report(name, results, text, args.temperature, args.pieces, args.seed))
 
 
 if __name__ == "__main__":

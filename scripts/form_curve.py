@@ -100,14 +100,18 @@ def draw(curves, out):
     print(f"写好了：{out}")
 
 
+def yardsticks(text):
+    """曲线旁边的两条线：天花板（验证集的真词）和随机字的对照。"""
+    return {"ceiling": form.overall(form.ceiling(text)), "random_characters": form.overall(form.random_characters(text))}
+
+
 def write_report(checkpoint, text, name, steps):
     """最后一个检查点的 form.py 报告（和 python scripts/form.py --checkpoint 打印的一样），存进 minutes_runs/。"""
     writer = form.NeuralWriter(checkpoint, "v23", 1.0)
     results = form.evaluate(writer, text, 20, 1337)
-    floor = form.evaluate(form.CountingWriter(text, 1.0), text, 20, 1337)
     out = REPORTS / "minutes_runs" / f"v23_{name}min_form.txt"
-    out.write_text(form.report(f"v23 --minutes={name}（训练了 {steps} 步）", results, form.ceiling(text), floor,
-                               form.random_characters(text)) + "\n", encoding="utf-8")
+    out.write_text(form.full_report(f"v23 --minutes={name}（训练了 {steps} 步）", results, text, 1.0, 20, 1337) + "\n",
+                   encoding="utf-8")
     print(f"写好了：{out}")
 
 
@@ -125,8 +129,7 @@ def rescore(name):
     for point in result["points"]:
         point["form"] = score(keep / f"step{point['step']}.pt", text)
         print(point["step"], json.dumps(point["form"]["1.0"], ensure_ascii=False), flush=True)
-    result["ceiling"] = form.overall(form.ceiling(text))
-    result["random_characters"] = form.overall(form.random_characters(text))
+    result.update(yardsticks(text))
     result["rescored"] = date.today().isoformat()
     path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"写好了：{path}")
@@ -165,8 +168,8 @@ def main():
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"v23_{name}min.txt").write_text(output, encoding="utf-8")
     result = {"minutes": name, "command": f"python scripts/form_curve.py --minutes {name}", "wall_seconds": round(wall, 1),
-              "machine": machine("cpu"), "date": date.today().isoformat(), "ceiling": form.overall(form.ceiling(text)),
-              "random_characters": form.overall(form.random_characters(text)), "samples": parse_samples(output), "points": points}
+              "machine": machine("cpu"), "date": date.today().isoformat(), **yardsticks(text),
+              "samples": parse_samples(output), "points": points}
     path = REPORTS / f"form_curve_{name}.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"写好了：{path}（墙上时间 {wall / 60:.2f} 分钟）")
