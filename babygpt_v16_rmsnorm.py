@@ -674,9 +674,10 @@ class Progress:  # 训练时计时、打印进度；第一次 Ctrl-C 只做记�
             self.mark = time.time()  # 从这里重新计训练时间：评估不算在内
             self.eval_seconds += self.mark - now
 
-    def line(self, step, losses):
+    def line(self, step, losses, chars=None):  # chars：开训以来一共训练了几个字（默认每步 batch_size × block_size 个）
         done = step - self.first_step
-        self.speed = done * batch_size * block_size / max(self.train_seconds, 1e-9)  # 字/秒，不含评估
+        chars = done * batch_size * block_size if chars is None else chars  # 第 26 版每步写的词长短不一，自己数
+        self.speed = chars / max(self.train_seconds, 1e-9)  # 字/秒，不含评估
         self.elapsed = time.time() - self.start
         eta = fmt_seconds(self.elapsed / done * (max_iters - step)) if done else "?"
         return (f"step {step:>5}/{max_iters} | 训练损失 {losses['train']:.4f} | 验证损失 {losses['val']:.4f} | "

@@ -104,9 +104,9 @@ def stopping_at(module, stop_at):
     """像在第 stop_at 步按了 Ctrl-C：脚本在这一步停下、存检查点（Progress 的子类，只改 line）。
     v20 起学习率计划取决于 max_iters：要比较“停下再续训”和“一口气训完”，两次的 max_iters 得一样。"""
     class Stopping(module.Progress):
-        def line(self, step, losses):
+        def line(self, step, losses, *rest):  # rest：v26 还给一共训练了几个字
             self.stopped = self.stopped or step == stop_at
-            return super().line(step, losses)
+            return super().line(step, losses, *rest)
     return Stopping
 
 
