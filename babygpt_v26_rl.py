@@ -1,4 +1,4 @@
-"""babygpt v26：强化学习，用尺子当奖励（第 9 章：练格律）
+"""babygpt v26：强化学习，用尺子当奖励（第 8 章的“接下来”；讲它的第 9 章还在写）
 
 本版新内容
   预训练（v1–v23）学“下一个字是什么”，微调（v24、v25）学“一位词人的下一个字”：都是照着真词猜字。
@@ -76,6 +76,7 @@ rl_tunes = "浣溪沙,鹧鸪天,菩萨蛮,西江月,减字木兰花,蝶恋花,�
 reward_clause = 1.0  # 奖励里句式（字数对的句子几成）的分量
 reward_rhyme = 1.0  # 押韵（韵脚押上几成）的分量：句式不对的词没有韵脚可比，记 0，所以先得学会句式
 reward_tones = 1.0  # 平仄（定了的位置守住几成）的分量：也是句式对了才有
+fresh = 1  # 1 = 奖励再乘以这首词里不重复的字占几成（真词平均 96%）；0 = 不乘：模型会发现翻来覆去写“时”“处”最省事
 normalize = 1  # 优势除以组里奖励的标准差（1）或者不除（0）
 kl = 0.0  # 离基础模型多远的罚分的系数（KL 散度）；0 = 不罚
 # 写词（用 --sample 时，从 seed 起的这几个可以随意改；上面的由检查点决定）
@@ -523,9 +524,13 @@ def practice_data(args, text):  # 返回 (基础模型的检查点, 它的分词
     seen = {flat[i:i + 8] for i in range(len(flat) - 7)}
 
     def judge(tune, written):  # 一首写出的词 -> (奖励, {句式、押韵、平仄……})
-        piece = form.judge_piece(form.body_of(written, f"{tune} "), shapes[tune], patterns[tune])
+        body = form.body_of(written, f"{tune} ")
+        piece = form.judge_piece(body, shapes[tune], patterns[tune])
         weights = {"clause": reward_clause, "rhyme": reward_rhyme, "tones": reward_tones}
-        return sum(w * piece[key] for key, w in weights.items()) / max(sum(weights.values()), 1e-9), piece
+        reward = sum(w * piece[key] for key, w in weights.items()) / max(sum(weights.values()), 1e-9)
+        han = [ch for ch in body if "\u4e00" <= ch <= "\u9fff"]
+        piece["fresh"] = len(set(han)) / max(len(han), 1)  # 不重复的字占几成
+        return reward * (piece["fresh"] if fresh else 1), piece
 
     limits = {tune: min(form.max_new_tokens(train_set, tune), block_size - len(tune) - 1) for tune in tunes}
     yardstick = {"tunes": tunes, "judge": judge, "limits": limits, "seen": seen, "body_of": form.body_of}

@@ -137,7 +137,7 @@ def test_rl_from_a_base_prints_its_guards_and_resumes_like_a_straight_run(base, 
 
 
 def test_the_reward_is_the_form_yardsticks_score(base, small_corpus):
-    """奖励 = form.py 给这首词的句式、押韵、平仄三个分数的加权平均：用的就是 form.py 的代码。"""
+    """奖励 = form.py 给这首词的句式、押韵、平仄三个分数的加权平均（用的就是 form.py 的代码），再乘不重复的字占几成。"""
     text = small_corpus.read_text(encoding="utf-8")
     module = load(V26)
     vars(module).update(init_from=str(base), reward_clause=2.0, reward_rhyme=1.0, reward_tones=1.0)
@@ -147,8 +147,12 @@ def test_the_reward_is_the_form_yardsticks_score(base, small_corpus):
     real = next(body for tune, body, _, _ in form.split(text)[0] if tune == "浣溪沙" and form.shape(body) in shapes[tune])
     reward, piece = yardstick["judge"]("浣溪沙", f"浣溪沙 某人\n{real}\n\n")
     expected = form.judge_piece(real, shapes["浣溪沙"], patterns["浣溪沙"])
-    assert piece == expected and piece["exact"] == 1
-    assert reward == pytest.approx((2 * expected["clause"] + expected["rhyme"] + expected["tones"]) / 4)
+    assert {key: piece[key] for key in expected} == expected and piece["exact"] == 1
+    han = [ch for ch in real if "\u4e00" <= ch <= "\u9fff"]
+    assert piece["fresh"] == len(set(han)) / len(han) < 1  # 这首有重复的字
+    assert reward == pytest.approx((2 * expected["clause"] + expected["rhyme"] + expected["tones"]) / 4 * piece["fresh"])
+    module.fresh = 0
+    assert yardstick["judge"]("浣溪沙", f"浣溪沙 某人\n{real}\n\n")[0] == pytest.approx(reward / piece["fresh"])
 
 
 @pytest.mark.parametrize(("flag", "words"), [("--rl_tunes=浣溪沙,沁园春", ("沁园春", "尺子不认得")),
